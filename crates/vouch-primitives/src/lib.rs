@@ -1,0 +1,17 @@
+//! Vouch primitives: the identifiers, domain constants and message digests that every other
+//! Vouch crate (and the Solidity contracts) must agree on byte for byte.
+//!
+//! This crate is deliberately light: it depends on `alloy-primitives` and `serde` only, and must
+//! never depend on crypto backends, networking or storage. The wire formats it fixes are specified
+//! in `docs/design/bls.md`; golden vectors in `contracts/test/vectors/bls.json` pin them.
+
+pub mod digest;
+pub mod domain;
+pub mod ids;
+
+pub use alloy_primitives::{Address, B256};
+pub use digest::{
+    BatchEntry, BatchTooLarge, ResultRef, batch_digest, batch_leaf, batch_root, pop_digest,
+    result_digest,
+};
+pub use ids::{CallId, ChainBinding, ServiceId};
