@@ -1,0 +1,6 @@
+//! Integration tests of vouch-crypto (one binary, as every crate in the workspace).
+
+mod encoding;
+mod golden;
+mod points;
+mod signing;
