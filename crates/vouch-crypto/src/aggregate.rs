@@ -13,8 +13,7 @@ use vouch_primitives::domain::DST_RESULT;
 /// further subgroup check is needed; the aggregate is checked when it is verified.
 pub fn aggregate_signatures(signatures: &[Signature]) -> Result<Signature, CryptoError> {
     let refs: Vec<_> = signatures.iter().map(Signature::as_blst).collect();
-    let agg =
-        AggregateSignature::aggregate(&refs, false).map_err(|_| CryptoError::EmptyAggregate)?;
+    let agg = AggregateSignature::aggregate(&refs, false).map_err(|_| CryptoError::EmptyAggregate)?;
     Ok(Signature::from_blst(agg.to_signature()))
 }
 
@@ -22,28 +21,18 @@ pub fn aggregate_signatures(signatures: &[Signature]) -> Result<Signature, Crypt
 /// Fails on an empty set and on a sum at infinity.
 pub fn aggregate_public_keys(keys: &[PublicKey]) -> Result<PublicKey, CryptoError> {
     let refs: Vec<_> = keys.iter().map(PublicKey::as_blst).collect();
-    let agg =
-        AggregatePublicKey::aggregate(&refs, false).map_err(|_| CryptoError::EmptyAggregate)?;
+    let agg = AggregatePublicKey::aggregate(&refs, false).map_err(|_| CryptoError::EmptyAggregate)?;
     let pk = agg.to_public_key();
-    pk.validate()
-        .map_err(|e| CryptoError::InvalidPublicKey(crate::PointError::from_blst(e)))?;
+    pk.validate().map_err(|e| CryptoError::InvalidPublicKey(crate::PointError::from_blst(e)))?;
     Ok(PublicKey::from_validated(pk))
 }
 
 /// Verifies an aggregate signature by `keys` over one result or batch digest. The keys must have
 /// been registered with a proof of possession (see [`crate::ProofOfPossession`]).
-pub fn fast_aggregate_verify(
-    keys: &[PublicKey],
-    digest: &B256,
-    signature: &Signature,
-) -> Result<(), CryptoError> {
+pub fn fast_aggregate_verify(keys: &[PublicKey], digest: &B256, signature: &Signature) -> Result<(), CryptoError> {
     if keys.is_empty() {
         return Err(CryptoError::EmptyAggregate);
     }
     let refs: Vec<_> = keys.iter().map(PublicKey::as_blst).collect();
-    check(
-        signature
-            .as_blst()
-            .fast_aggregate_verify(true, digest.as_slice(), DST_RESULT, &refs),
-    )
+    check(signature.as_blst().fast_aggregate_verify(true, digest.as_slice(), DST_RESULT, &refs))
 }

@@ -44,10 +44,7 @@ pub fn g1_to_eip2537(blst: &[u8; G1_BLST_LEN]) -> [u8; G1_LEN] {
 
 /// EIP-2537 G1 (128 B) → blst uncompressed (96 B). All zeros maps to blst's infinity encoding.
 pub fn g1_from_eip2537(eip: &[u8]) -> Result<[u8; G1_BLST_LEN], PointError> {
-    let eip: &[u8; G1_LEN] = eip.try_into().map_err(|_| PointError::Length {
-        expected: G1_LEN,
-        actual: eip.len(),
-    })?;
+    let eip: &[u8; G1_LEN] = eip.try_into().map_err(|_| PointError::Length { expected: G1_LEN, actual: eip.len() })?;
     let mut out = [0u8; G1_BLST_LEN];
     if eip.iter().all(|b| *b == 0) {
         out[0] = INFINITY_FLAG;
@@ -68,18 +65,14 @@ pub fn g2_to_eip2537(blst: &[u8; G2_BLST_LEN]) -> [u8; G2_LEN] {
         return out;
     }
     for (slot, limb) in G2_ORDER.iter().enumerate() {
-        out[slot * FP_PADDED + PAD..(slot + 1) * FP_PADDED]
-            .copy_from_slice(&blst[limb * FP..(limb + 1) * FP]);
+        out[slot * FP_PADDED + PAD..(slot + 1) * FP_PADDED].copy_from_slice(&blst[limb * FP..(limb + 1) * FP]);
     }
     out
 }
 
 /// EIP-2537 G2 (256 B) → blst uncompressed (192 B). All zeros maps to blst's infinity encoding.
 pub fn g2_from_eip2537(eip: &[u8]) -> Result<[u8; G2_BLST_LEN], PointError> {
-    let eip: &[u8; G2_LEN] = eip.try_into().map_err(|_| PointError::Length {
-        expected: G2_LEN,
-        actual: eip.len(),
-    })?;
+    let eip: &[u8; G2_LEN] = eip.try_into().map_err(|_| PointError::Length { expected: G2_LEN, actual: eip.len() })?;
     let mut out = [0u8; G2_BLST_LEN];
     if eip.iter().all(|b| *b == 0) {
         out[0] = INFINITY_FLAG;
@@ -105,11 +98,7 @@ fn unpad(eip: &[u8], index: usize) -> Result<&[u8], PointError> {
 /// A field element below p has its top three bits clear; blst would read them as flags, so a
 /// value with them set is not a canonical EIP-2537 element.
 fn reject_flags(first: u8) -> Result<(), PointError> {
-    if first & 0xe0 != 0 {
-        Err(PointError::Encoding)
-    } else {
-        Ok(())
-    }
+    if first & 0xe0 != 0 { Err(PointError::Encoding) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -149,19 +138,7 @@ mod tests {
         eip[FP_PADDED + PAD] = 1;
         eip[FP_PADDED] = 1; // padding byte of element 1
         assert_eq!(g1_from_eip2537(&eip), Err(PointError::Padding { index: 1 }));
-        assert_eq!(
-            g1_from_eip2537(&eip[..127]),
-            Err(PointError::Length {
-                expected: 128,
-                actual: 127
-            })
-        );
-        assert_eq!(
-            g2_from_eip2537(&[1u8; 255]),
-            Err(PointError::Length {
-                expected: 256,
-                actual: 255
-            })
-        );
+        assert_eq!(g1_from_eip2537(&eip[..127]), Err(PointError::Length { expected: 128, actual: 127 }));
+        assert_eq!(g2_from_eip2537(&[1u8; 255]), Err(PointError::Length { expected: 256, actual: 255 }));
     }
 }

@@ -14,9 +14,7 @@ pub enum PointError {
         actual: usize,
     },
     /// An EIP-2537 field element has non-zero bytes in its 16-byte padding.
-    #[error(
-        "EIP-2537 field element {index} has non-zero padding (not a 64-byte big-endian value < p)"
-    )]
+    #[error("EIP-2537 field element {index} has non-zero padding (not a 64-byte big-endian value < p)")]
     Padding {
         /// Index of the 64-byte field element (0-based).
         index: usize,
@@ -53,9 +51,7 @@ pub enum CryptoError {
     #[error("input key material must be at least 32 bytes, got {0}")]
     ShortKeyMaterial(usize),
     /// A secret key must be 32 big-endian bytes encoding a non-zero scalar below the group order.
-    #[error(
-        "invalid secret key: must be 32 bytes encoding a non-zero scalar below the group order"
-    )]
+    #[error("invalid secret key: must be 32 bytes encoding a non-zero scalar below the group order")]
     InvalidSecretKey,
     /// A public key failed to decode or validate.
     #[error("invalid public key: {0}")]

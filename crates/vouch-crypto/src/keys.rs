@@ -21,16 +21,12 @@ impl SecretKey {
     /// Derives a key from at least 32 bytes of input key material with the IETF BLS `KeyGen`
     /// (draft-irtf-cfrg-bls-signature, HKDF-SHA256).
     pub fn from_ikm(ikm: &[u8]) -> Result<Self, CryptoError> {
-        min_pk::SecretKey::key_gen(ikm, &[])
-            .map(Self)
-            .map_err(|_| CryptoError::ShortKeyMaterial(ikm.len()))
+        min_pk::SecretKey::key_gen(ikm, &[]).map(Self).map_err(|_| CryptoError::ShortKeyMaterial(ikm.len()))
     }
 
     /// Derives the EIP-2333 master key from a seed of at least 32 bytes (e.g. a BIP-39 seed).
     pub fn from_seed_eip2333(seed: &[u8]) -> Result<Self, CryptoError> {
-        min_pk::SecretKey::derive_master_eip2333(seed)
-            .map(Self)
-            .map_err(|_| CryptoError::ShortKeyMaterial(seed.len()))
+        min_pk::SecretKey::derive_master_eip2333(seed).map(Self).map_err(|_| CryptoError::ShortKeyMaterial(seed.len()))
     }
 
     /// Derives EIP-2333 child `index` of this key.
@@ -47,9 +43,7 @@ impl SecretKey {
 
     /// Reads a 32-byte big-endian scalar; refuses zero and values not below the group order.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        min_pk::SecretKey::from_bytes(bytes)
-            .map(Self)
-            .map_err(|_| CryptoError::InvalidSecretKey)
+        min_pk::SecretKey::from_bytes(bytes).map(Self).map_err(|_| CryptoError::InvalidSecretKey)
     }
 
     /// The 32-byte big-endian scalar, zeroized when dropped.
@@ -71,11 +65,7 @@ impl SecretKey {
     }
 
     /// Proves possession of this key for `operator` on the key registry `registry`.
-    pub fn prove_possession(
-        &self,
-        registry: &ChainBinding,
-        operator: Address,
-    ) -> ProofOfPossession {
+    pub fn prove_possession(&self, registry: &ChainBinding, operator: Address) -> ProofOfPossession {
         ProofOfPossession::prove(&self.0, &self.public_key(), registry, operator)
     }
 }
@@ -97,10 +87,7 @@ impl PublicKey {
     /// Parses the 48-byte compressed form and validates it.
     pub fn from_compressed(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.len() != 48 {
-            return Err(CryptoError::InvalidPublicKey(PointError::Length {
-                expected: 48,
-                actual: bytes.len(),
-            }));
+            return Err(CryptoError::InvalidPublicKey(PointError::Length { expected: 48, actual: bytes.len() }));
         }
         Self::validated(min_pk::PublicKey::uncompress(bytes))
     }
@@ -113,8 +100,7 @@ impl PublicKey {
 
     fn validated(parsed: Result<min_pk::PublicKey, blst::BLST_ERROR>) -> Result<Self, CryptoError> {
         let pk = parsed.map_err(|e| CryptoError::InvalidPublicKey(PointError::from_blst(e)))?;
-        pk.validate()
-            .map_err(|e| CryptoError::InvalidPublicKey(PointError::from_blst(e)))?;
+        pk.validate().map_err(|e| CryptoError::InvalidPublicKey(PointError::from_blst(e)))?;
         Ok(Self(pk))
     }
 
@@ -131,20 +117,12 @@ impl PublicKey {
 
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "PublicKey(0x{})",
-            alloy_primitives::hex::encode(self.to_compressed())
-        )
+        write!(f, "PublicKey(0x{})", alloy_primitives::hex::encode(self.to_compressed()))
     }
 }
 
 impl std::fmt::Display for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "0x{}",
-            alloy_primitives::hex::encode(self.to_compressed())
-        )
+        write!(f, "0x{}", alloy_primitives::hex::encode(self.to_compressed()))
     }
 }

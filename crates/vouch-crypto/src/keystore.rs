@@ -143,8 +143,7 @@ impl Kdf {
                         p.salt.len()
                     )));
                 }
-                let params = scrypt::Params::new(log_n, p.r, p.p, 32)
-                    .map_err(|e| unsupported(e.to_string()))?;
+                let params = scrypt::Params::new(log_n, p.r, p.p, 32).map_err(|e| unsupported(e.to_string()))?;
                 scrypt::scrypt(password, &p.salt, &params, dk.as_mut_slice())
                     .map_err(|e| unsupported(e.to_string()))?;
             }
@@ -204,19 +203,13 @@ fn unsupported(msg: String) -> KeystoreError {
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], KeystoreError> {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out)
-        .map_err(|e| unsupported(format!("system randomness unavailable: {e}")))?;
+    getrandom::fill(&mut out).map_err(|e| unsupported(format!("system randomness unavailable: {e}")))?;
     Ok(out)
 }
 
 /// EIP-2335 password processing: NFKD, then drop C0, C1 and DEL control codes.
 pub fn normalize_password(password: &str) -> Zeroizing<String> {
-    Zeroizing::new(
-        password
-            .nfkd()
-            .filter(|c| !matches!(*c as u32, 0x00..=0x1f | 0x7f | 0x80..=0x9f))
-            .collect(),
-    )
+    Zeroizing::new(password.nfkd().filter(|c| !matches!(*c as u32, 0x00..=0x1f | 0x7f | 0x80..=0x9f)).collect())
 }
 
 fn checksum(dk: &[u8; 32], ciphertext: &[u8]) -> [u8; 32] {
@@ -232,18 +225,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl Keystore {
     /// Encrypts `secret` under `password` with scrypt (n = 2^18) and a random salt and IV.
-    pub fn encrypt(
-        secret: &SecretKey,
-        password: &str,
-        description: &str,
-    ) -> Result<Self, KeystoreError> {
-        Self::encrypt_with(
-            secret,
-            password,
-            Kdf::scrypt(DEFAULT_SCRYPT_LOG_N)?,
-            random_bytes::<16>()?,
-            description,
-        )
+    pub fn encrypt(secret: &SecretKey, password: &str, description: &str) -> Result<Self, KeystoreError> {
+        Self::encrypt_with(secret, password, Kdf::scrypt(DEFAULT_SCRYPT_LOG_N)?, random_bytes::<16>()?, description)
     }
 
     /// Encrypts with an explicit KDF and IV (for tests, vectors and cheaper development keys).
@@ -257,22 +240,13 @@ impl Keystore {
         let password = normalize_password(password);
         let dk = kdf.derive(password.as_bytes())?;
         let mut ciphertext = secret.to_bytes().to_vec();
-        let key: &[u8; 16] = dk[..16]
-            .try_into()
-            .map_err(|_| unsupported("derived key too short".into()))?;
+        let key: &[u8; 16] = dk[..16].try_into().map_err(|_| unsupported("derived key too short".into()))?;
         Aes128Ctr::new(key.into(), (&iv).into()).apply_keystream(&mut ciphertext);
         let checksum = checksum(&dk, &ciphertext).to_vec();
         Ok(Self {
             crypto: CryptoModules {
-                kdf: KdfModule {
-                    kdf,
-                    message: String::new(),
-                },
-                checksum: ChecksumModule {
-                    function: "sha256".into(),
-                    params: EmptyParams {},
-                    message: checksum,
-                },
+                kdf: KdfModule { kdf, message: String::new() },
+                checksum: ChecksumModule { function: "sha256".into(), params: EmptyParams {}, message: checksum },
                 cipher: CipherModule {
                     function: "aes-128-ctr".into(),
                     params: CipherParams { iv: iv.to_vec() },
@@ -301,10 +275,7 @@ impl Keystore {
                 c.checksum.message.len()
             )));
         }
-        if c.cipher.function != "aes-128-ctr"
-            || c.cipher.params.iv.len() != 16
-            || c.cipher.message.len() != 32
-        {
+        if c.cipher.function != "aes-128-ctr" || c.cipher.params.iv.len() != 16 || c.cipher.message.len() != 32 {
             return Err(unsupported(format!(
                 "cipher {} with {} B IV and {} B message (need aes-128-ctr, 16, 32)",
                 c.cipher.function,
@@ -318,16 +289,9 @@ impl Keystore {
             return Err(KeystoreError::WrongPassword);
         }
         let mut plain = Zeroizing::new(c.cipher.message.clone());
-        let key: &[u8; 16] = dk[..16]
-            .try_into()
-            .map_err(|_| unsupported("derived key too short".into()))?;
-        let iv: &[u8; 16] = c
-            .cipher
-            .params
-            .iv
-            .as_slice()
-            .try_into()
-            .map_err(|_| unsupported("IV must be 16 bytes".into()))?;
+        let key: &[u8; 16] = dk[..16].try_into().map_err(|_| unsupported("derived key too short".into()))?;
+        let iv: &[u8; 16] =
+            c.cipher.params.iv.as_slice().try_into().map_err(|_| unsupported("IV must be 16 bytes".into()))?;
         Aes128Ctr::new(key.into(), iv.into()).apply_keystream(plain.as_mut_slice());
         let secret = SecretKey::from_bytes(&plain)?;
         let recorded = alloy_primitives::hex::decode(self.pubkey.trim_start_matches("0x"))
@@ -360,41 +324,29 @@ impl Keystore {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
-    move |source| KeystoreError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| KeystoreError::Io { path: path.to_owned(), source }
 }
 
 fn read_bounded(path: &Path) -> Result<String, KeystoreError> {
     const MAX: u64 = 64 * 1024;
     let len = fs::metadata(path).map_err(io_err(path))?.len();
     if len > MAX {
-        return Err(unsupported(format!(
-            "{}: {len} bytes, larger than {MAX}",
-            path.display()
-        )));
+        return Err(unsupported(format!("{}: {len} bytes, larger than {MAX}", path.display())));
     }
     fs::read_to_string(path).map_err(io_err(path))
 }
 
 /// Creates `path` with mode 0600 and writes `contents`; refuses to overwrite an existing file.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeystoreError> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                KeystoreError::AlreadyExists(path.to_owned())
-            } else {
-                io_err(path)(e)
-            }
-        })?;
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            KeystoreError::AlreadyExists(path.to_owned())
+        } else {
+            io_err(path)(e)
+        }
+    })?;
     // The mode above is filtered by the umask; make sure it is exactly 0600.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(io_err(path))?;
+    file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
     file.write_all(contents).map_err(io_err(path))?;
     file.sync_all().map_err(io_err(path))
 }
@@ -451,34 +403,16 @@ mod tests {
     const EIP2335_SECRET: &str = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
 
     fn cheap_kdf() -> Kdf {
-        Kdf::Scrypt(ScryptParams {
-            dklen: 32,
-            n: 1 << 4,
-            p: 1,
-            r: 8,
-            salt: vec![7; 32],
-        })
+        Kdf::Scrypt(ScryptParams { dklen: 32, n: 1 << 4, p: 1, r: 8, salt: vec![7; 32] })
     }
 
     #[test]
     fn decrypts_the_eip2335_scrypt_vector() {
         let ks = Keystore::from_json(EIP2335_SCRYPT).expect("vector parses");
         let sk = ks.decrypt(EIP2335_PASSWORD).expect("vector decrypts");
-        assert_eq!(
-            alloy_primitives::hex::encode(sk.to_bytes().as_slice()),
-            EIP2335_SECRET
-        );
-        assert!(
-            matches!(
-                ks.decrypt("testpassword"),
-                Err(KeystoreError::WrongPassword)
-            ),
-            "the key emoji is part of it"
-        );
-        assert_eq!(
-            normalize_password(EIP2335_PASSWORD).as_str(),
-            "testpassword\u{1f511}"
-        );
+        assert_eq!(alloy_primitives::hex::encode(sk.to_bytes().as_slice()), EIP2335_SECRET);
+        assert!(matches!(ks.decrypt("testpassword"), Err(KeystoreError::WrongPassword)), "the key emoji is part of it");
+        assert_eq!(normalize_password(EIP2335_PASSWORD).as_str(), "testpassword\u{1f511}");
     }
 
     #[test]
@@ -490,49 +424,27 @@ mod tests {
 
     #[test]
     fn normalisation_drops_control_codes() {
-        assert_eq!(
-            normalize_password("test\u{7f}te\u{85}st\n").as_str(),
-            "testtest"
-        );
+        assert_eq!(normalize_password("test\u{7f}te\u{85}st\n").as_str(), "testtest");
     }
 
     #[test]
     fn encrypt_decrypt_round_trip_with_pbkdf2_and_scrypt() {
         let sk = SecretKey::from_ikm(&[42; 32]).expect("ikm");
-        for kdf in [
-            cheap_kdf(),
-            Kdf::Pbkdf2(Pbkdf2Params {
-                dklen: 32,
-                c: 16,
-                prf: "hmac-sha256".into(),
-                salt: vec![1; 32],
-            }),
-        ] {
-            let ks =
-                Keystore::encrypt_with(&sk, "hunter2", kdf, [9; 16], "test").expect("encrypts");
+        for kdf in
+            [cheap_kdf(), Kdf::Pbkdf2(Pbkdf2Params { dklen: 32, c: 16, prf: "hmac-sha256".into(), salt: vec![1; 32] })]
+        {
+            let ks = Keystore::encrypt_with(&sk, "hunter2", kdf, [9; 16], "test").expect("encrypts");
             let back = ks.decrypt("hunter2").expect("decrypts");
             assert_eq!(back.to_bytes().as_slice(), sk.to_bytes().as_slice());
-            assert!(matches!(
-                ks.decrypt("hunter3"),
-                Err(KeystoreError::WrongPassword)
-            ));
+            assert!(matches!(ks.decrypt("hunter3"), Err(KeystoreError::WrongPassword)));
         }
     }
 
     #[test]
     fn refuses_oversized_kdf_parameters_from_a_file() {
         let sk = SecretKey::from_ikm(&[42; 32]).expect("ikm");
-        let huge = Kdf::Scrypt(ScryptParams {
-            dklen: 32,
-            n: 1 << 24,
-            p: 1,
-            r: 8,
-            salt: vec![7; 32],
-        });
-        assert!(matches!(
-            Keystore::encrypt_with(&sk, "x", huge, [0; 16], ""),
-            Err(KeystoreError::Unsupported(_))
-        ));
+        let huge = Kdf::Scrypt(ScryptParams { dklen: 32, n: 1 << 24, p: 1, r: 8, salt: vec![7; 32] });
+        assert!(matches!(Keystore::encrypt_with(&sk, "x", huge, [0; 16], ""), Err(KeystoreError::Unsupported(_))));
     }
 
     #[test]
@@ -544,16 +456,11 @@ mod tests {
         ks.write_file(&path).expect("writes");
         let mode = fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(matches!(
-            ks.write_file(&path),
-            Err(KeystoreError::AlreadyExists(_))
-        ));
+        assert!(matches!(ks.write_file(&path), Err(KeystoreError::AlreadyExists(_))));
         let pw = dir.path().join("pw.txt");
         fs::write(&pw, "pw\r\n").expect("write password");
         let read = Keystore::read_file(&path).expect("reads");
-        let back = read
-            .decrypt(&read_password_file(&pw).expect("password"))
-            .expect("decrypts");
+        let back = read.decrypt(&read_password_file(&pw).expect("password")).expect("decrypts");
         assert_eq!(back.public_key(), sk.public_key());
     }
 
@@ -561,15 +468,8 @@ mod tests {
     fn tampered_pubkey_is_detected() {
         let sk = SecretKey::from_ikm(&[5; 32]).expect("ikm");
         let mut ks = Keystore::encrypt_with(&sk, "pw", cheap_kdf(), [3; 16], "").expect("encrypts");
-        ks.pubkey = alloy_primitives::hex::encode(
-            SecretKey::from_ikm(&[6; 32])
-                .expect("ikm")
-                .public_key()
-                .to_compressed(),
-        );
-        assert!(matches!(
-            ks.decrypt("pw"),
-            Err(KeystoreError::PublicKeyMismatch)
-        ));
+        ks.pubkey =
+            alloy_primitives::hex::encode(SecretKey::from_ikm(&[6; 32]).expect("ikm").public_key().to_compressed());
+        assert!(matches!(ks.decrypt("pw"), Err(KeystoreError::PublicKeyMismatch)));
     }
 }

@@ -15,18 +15,9 @@ use vouch_primitives::{ChainBinding, digest::pop_digest, domain::DST_POP};
 pub struct ProofOfPossession(Signature);
 
 impl ProofOfPossession {
-    pub(crate) fn prove(
-        sk: &min_pk::SecretKey,
-        pk: &PublicKey,
-        registry: &ChainBinding,
-        operator: Address,
-    ) -> Self {
+    pub(crate) fn prove(sk: &min_pk::SecretKey, pk: &PublicKey, registry: &ChainBinding, operator: Address) -> Self {
         let digest = pop_digest(registry, operator, &pk.to_eip2537());
-        Self(Signature::from_blst(sk.sign(
-            digest.as_slice(),
-            DST_POP,
-            &[],
-        )))
+        Self(Signature::from_blst(sk.sign(digest.as_slice(), DST_POP, &[])))
     }
 
     /// Wraps a parsed signature as a proof (to check one read from a file or the chain).

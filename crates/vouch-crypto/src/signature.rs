@@ -26,10 +26,7 @@ impl Signature {
     /// Parses the 96-byte compressed form and validates it.
     pub fn from_compressed(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.len() != 96 {
-            return Err(CryptoError::InvalidSignature(PointError::Length {
-                expected: 96,
-                actual: bytes.len(),
-            }));
+            return Err(CryptoError::InvalidSignature(PointError::Length { expected: 96, actual: bytes.len() }));
         }
         Self::validated(min_pk::Signature::uncompress(bytes))
     }
@@ -42,8 +39,7 @@ impl Signature {
 
     fn validated(parsed: Result<min_pk::Signature, BLST_ERROR>) -> Result<Self, CryptoError> {
         let sig = parsed.map_err(|e| CryptoError::InvalidSignature(PointError::from_blst(e)))?;
-        sig.validate(true)
-            .map_err(|e| CryptoError::InvalidSignature(PointError::from_blst(e)))?;
+        sig.validate(true).map_err(|e| CryptoError::InvalidSignature(PointError::from_blst(e)))?;
         Ok(Self(sig))
     }
 
@@ -59,14 +55,7 @@ impl Signature {
 
     /// Checks this signature over a result or batch digest by `public_key` (under [`DST_RESULT`]).
     pub fn verify(&self, public_key: &PublicKey, digest: &B256) -> Result<(), CryptoError> {
-        check(self.0.verify(
-            true,
-            digest.as_slice(),
-            DST_RESULT,
-            &[],
-            public_key.as_blst(),
-            false,
-        ))
+        check(self.0.verify(true, digest.as_slice(), DST_RESULT, &[], public_key.as_blst(), false))
     }
 }
 
@@ -74,19 +63,13 @@ impl Signature {
 pub(crate) fn check(status: BLST_ERROR) -> Result<(), CryptoError> {
     match status {
         BLST_ERROR::BLST_SUCCESS => Ok(()),
-        BLST_ERROR::BLST_POINT_NOT_IN_GROUP => {
-            Err(CryptoError::InvalidSignature(PointError::NotInSubgroup))
-        }
+        BLST_ERROR::BLST_POINT_NOT_IN_GROUP => Err(CryptoError::InvalidSignature(PointError::NotInSubgroup)),
         _ => Err(CryptoError::VerificationFailed),
     }
 }
 
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Signature(0x{})",
-            alloy_primitives::hex::encode(self.to_compressed())
-        )
+        write!(f, "Signature(0x{})", alloy_primitives::hex::encode(self.to_compressed()))
     }
 }

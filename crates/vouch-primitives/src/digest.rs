@@ -143,10 +143,7 @@ mod tests {
     use alloy_primitives::address;
     use proptest::prelude::*;
 
-    const BINDING: ChainBinding = ChainBinding::new(
-        31337,
-        address!("0x00000000000000000000000000000000000c0de5"),
-    );
+    const BINDING: ChainBinding = ChainBinding::new(31337, address!("0x00000000000000000000000000000000000c0de5"));
 
     fn entry(call: u64) -> BatchEntry {
         BatchEntry {
@@ -161,10 +158,7 @@ mod tests {
         let leaf = batch_leaf(&entry(1));
         assert_eq!(batch_root(&[leaf]), Some(leaf));
         assert_eq!(batch_root(&[]), None);
-        assert_eq!(
-            batch_digest(&BINDING, ServiceId(1), &[]),
-            Err(BatchTooLarge)
-        );
+        assert_eq!(batch_digest(&BINDING, ServiceId(1), &[]), Err(BatchTooLarge));
     }
 
     #[test]
@@ -183,10 +177,7 @@ mod tests {
             inputs_hash: e.inputs_hash,
             result_hash: e.result_hash,
         };
-        assert_ne!(
-            result_digest(&BINDING, &r),
-            batch_digest(&BINDING, ServiceId(3), &[e]).unwrap()
-        );
+        assert_ne!(result_digest(&BINDING, &r), batch_digest(&BINDING, ServiceId(3), &[e]).unwrap());
     }
 
     proptest! {

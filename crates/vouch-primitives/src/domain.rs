@@ -14,16 +14,13 @@ pub const DST_RESULT: &[u8] = b"VOUCH-V1-RESULT_BLS_SIG_BLS12381G2_XMD:SHA-256_S
 pub const DST_POP: &[u8] = b"VOUCH-V1-KEY_BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
 /// `keccak256("vouch.v1.result")`: first word of every single-call result digest.
-pub const RESULT_TAG: B256 =
-    b256!("0x03ebdd9bce081a58067e4de90a0b139bd5c0f3cfbed359156679bda1fa8fffa9");
+pub const RESULT_TAG: B256 = b256!("0x03ebdd9bce081a58067e4de90a0b139bd5c0f3cfbed359156679bda1fa8fffa9");
 
 /// `keccak256("vouch.v1.batch")`: first word of every batch digest.
-pub const BATCH_TAG: B256 =
-    b256!("0x76992b3870e8d24acd03ce65dbd2827b06437ab5a2666c3ea7164f03e814119b");
+pub const BATCH_TAG: B256 = b256!("0x76992b3870e8d24acd03ce65dbd2827b06437ab5a2666c3ea7164f03e814119b");
 
 /// `keccak256("vouch.v1.pop")`: first word of every proof-of-possession preimage.
-pub const POP_TAG: B256 =
-    b256!("0xc2c8cc8084fd9b64e72f219581a0889f74016e370a485aab1632d6c87958581c");
+pub const POP_TAG: B256 = b256!("0xc2c8cc8084fd9b64e72f219581a0889f74016e370a485aab1632d6c87958581c");
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,6 @@ pub mod ids;
 
 pub use alloy_primitives::{Address, B256};
 pub use digest::{
-    BatchEntry, BatchTooLarge, ResultRef, batch_digest, batch_leaf, batch_root, pop_digest,
-    result_digest,
+    BatchEntry, BatchTooLarge, ResultRef, batch_digest, batch_leaf, batch_root, pop_digest, result_digest,
 };
 pub use ids::{CallId, ChainBinding, ServiceId};

@@ -40,14 +40,8 @@ proptest! {
 
 #[test]
 fn infinity_is_refused_as_key_and_signature() {
-    assert_eq!(
-        PublicKey::from_eip2537(&[0u8; 128]),
-        Err(CryptoError::InvalidPublicKey(PointError::Infinity))
-    );
-    assert_eq!(
-        Signature::from_eip2537(&[0u8; 256]),
-        Err(CryptoError::InvalidSignature(PointError::Infinity))
-    );
+    assert_eq!(PublicKey::from_eip2537(&[0u8; 128]), Err(CryptoError::InvalidPublicKey(PointError::Infinity)));
+    assert_eq!(Signature::from_eip2537(&[0u8; 256]), Err(CryptoError::InvalidSignature(PointError::Infinity)));
 }
 
 #[test]
@@ -64,9 +58,7 @@ fn non_subgroup_points_are_refused() {
 
 #[test]
 fn blst_byte_order_is_not_eip2537() {
-    let sig = SecretKey::from_ikm(&[8; 32])
-        .expect("ikm")
-        .sign(&B256::ZERO);
+    let sig = SecretKey::from_ikm(&[8; 32]).expect("ikm").sign(&B256::ZERO);
     let eip = sig.to_eip2537();
     // Put each 48-byte limb back in blst's c1‖c0 order inside the 64-byte slots.
     let mut swapped = [0u8; 256];

@@ -10,12 +10,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use vouch_crypto::{
-    CryptoError, DST_POP, DST_RESULT, PublicKey, SecretKey, Signature, aggregate_signatures,
-    fast_aggregate_verify,
+    CryptoError, DST_POP, DST_RESULT, PublicKey, SecretKey, Signature, aggregate_signatures, fast_aggregate_verify,
 };
 use vouch_primitives::{
-    BatchEntry, CallId, ChainBinding, ResultRef, ServiceId, batch_digest, batch_leaf, batch_root,
-    pop_digest, result_digest,
+    BatchEntry, CallId, ChainBinding, ResultRef, ServiceId, batch_digest, batch_leaf, batch_root, pop_digest,
+    result_digest,
 };
 
 const CHAIN_ID: u64 = 31337;
@@ -54,11 +53,7 @@ fn keys() -> Vec<Key> {
     (0..SET_SIZE as u64)
         .map(|i| {
             let ikm: [u8; 32] = Sha256::digest(format!("vouch golden vector key {i}")).into();
-            Key {
-                secret: SecretKey::from_ikm(&ikm).expect("32-byte ikm"),
-                ikm,
-                operator: operator(i),
-            }
+            Key { secret: SecretKey::from_ikm(&ikm).expect("32-byte ikm"), ikm, operator: operator(i) }
         })
         .collect()
 }
@@ -80,8 +75,7 @@ fn generate() -> Value {
         .map(|k| {
             let pk = k.secret.public_key();
             let pop = k.secret.prove_possession(&registry, k.operator);
-            pop.verify(&pk, &registry, k.operator)
-                .expect("fresh PoP verifies");
+            pop.verify(&pk, &registry, k.operator).expect("fresh PoP verifies");
             json!({
                 "ikm": x(k.ikm),
                 "secretKey": x(k.secret.to_bytes().as_slice()),
@@ -164,8 +158,7 @@ fn generate() -> Value {
         // padded to 64 bytes in blst's order, as a careless encoder would produce it.
         let mut out = [0u8; 192];
         for (slot, limb) in [1usize, 0, 3, 2].iter().enumerate() {
-            out[limb * 48..(limb + 1) * 48]
-                .copy_from_slice(&sig3_eip[slot * 64 + 16..(slot + 1) * 64]);
+            out[limb * 48..(limb + 1) * 48].copy_from_slice(&sig3_eip[slot * 64 + 16..(slot + 1) * 64]);
         }
         out
     };
@@ -179,131 +172,46 @@ fn generate() -> Value {
         let parts: Vec<Signature> = three
             .iter()
             .map(|s| {
-                let raw =
-                    points::sign_with_dst(&keys[*s].secret.to_bytes(), digest.as_slice(), DST_POP);
+                let raw = points::sign_with_dst(&keys[*s].secret.to_bytes(), digest.as_slice(), DST_POP);
                 Signature::from_eip2537(&raw).expect("valid point")
             })
             .collect();
-        aggregate_signatures(&parts)
-            .expect("non-empty")
-            .to_eip2537()
+        aggregate_signatures(&parts).expect("non-empty").to_eip2537()
     };
     let not_in_subgroup = points::g2_not_in_subgroup();
     let invalid_sigs: Vec<(&str, Value, B256, Vec<u8>)> = vec![
-        (
-            "wrong message",
-            bitmap_hex(&three),
-            other_digest,
-            sig3_eip.to_vec(),
-        ),
-        (
-            "missing signer bit",
-            bitmap_hex(&three[..2]),
-            digest,
-            sig3_eip.to_vec(),
-        ),
-        (
-            "extra signer bit",
-            bitmap_hex(&[0, 1, 64, 127]),
-            digest,
-            sig3_eip.to_vec(),
-        ),
+        ("wrong message", bitmap_hex(&three), other_digest, sig3_eip.to_vec()),
+        ("missing signer bit", bitmap_hex(&three[..2]), digest, sig3_eip.to_vec()),
+        ("extra signer bit", bitmap_hex(&[0, 1, 64, 127]), digest, sig3_eip.to_vec()),
         ("empty bitmap", bitmap_hex(&[]), digest, sig3_eip.to_vec()),
-        (
-            "bit for unregistered slot 128",
-            bitmap_hex(&[0, 64, 127, 128]),
-            digest,
-            sig3_eip.to_vec(),
-        ),
-        (
-            "bit for unregistered slot 255",
-            bitmap_hex(&[0, 64, 127, 255]),
-            digest,
-            sig3_eip.to_vec(),
-        ),
-        (
-            "tampered signature",
-            bitmap_hex(&three),
-            digest,
-            tampered.to_vec(),
-        ),
-        (
-            "signature in blst byte order",
-            bitmap_hex(&three),
-            digest,
-            blst_order.to_vec(),
-        ),
-        (
-            "infinity signature",
-            bitmap_hex(&three),
-            digest,
-            vec![0u8; 256],
-        ),
-        (
-            "signature not in the G2 subgroup",
-            bitmap_hex(&three),
-            digest,
-            not_in_subgroup.to_vec(),
-        ),
-        (
-            "non-zero padding in a field element",
-            bitmap_hex(&three),
-            digest,
-            padded.to_vec(),
-        ),
-        (
-            "field element not reduced (x.c0 + p)",
-            bitmap_hex(&three),
-            digest,
-            unreduced.to_vec(),
-        ),
-        (
-            "signed under the PoP DST",
-            bitmap_hex(&three),
-            digest,
-            pop_dst_sig.to_vec(),
-        ),
-        (
-            "signature truncated to 255 bytes",
-            bitmap_hex(&three),
-            digest,
-            sig3_eip[..255].to_vec(),
-        ),
-        (
-            "signature in compressed form",
-            bitmap_hex(&three),
-            digest,
-            sig3.to_compressed().to_vec(),
-        ),
+        ("bit for unregistered slot 128", bitmap_hex(&[0, 64, 127, 128]), digest, sig3_eip.to_vec()),
+        ("bit for unregistered slot 255", bitmap_hex(&[0, 64, 127, 255]), digest, sig3_eip.to_vec()),
+        ("tampered signature", bitmap_hex(&three), digest, tampered.to_vec()),
+        ("signature in blst byte order", bitmap_hex(&three), digest, blst_order.to_vec()),
+        ("infinity signature", bitmap_hex(&three), digest, vec![0u8; 256]),
+        ("signature not in the G2 subgroup", bitmap_hex(&three), digest, not_in_subgroup.to_vec()),
+        ("non-zero padding in a field element", bitmap_hex(&three), digest, padded.to_vec()),
+        ("field element not reduced (x.c0 + p)", bitmap_hex(&three), digest, unreduced.to_vec()),
+        ("signed under the PoP DST", bitmap_hex(&three), digest, pop_dst_sig.to_vec()),
+        ("signature truncated to 255 bytes", bitmap_hex(&three), digest, sig3_eip[..255].to_vec()),
+        ("signature in compressed form", bitmap_hex(&three), digest, sig3.to_compressed().to_vec()),
         (
             "valid signature of another signer set",
             bitmap_hex(&three),
             digest,
-            aggregate(&keys, &[0, 64, 126], &digest)
-                .to_eip2537()
-                .to_vec(),
+            aggregate(&keys, &[0, 64, 126], &digest).to_eip2537().to_vec(),
         ),
     ];
     let signers3: Vec<PublicKey> = three.iter().map(|s| pubkeys[*s]).collect();
     let mut invalid_json = Vec::new();
     for (name, bitmap, d, sig) in &invalid_sigs {
         // Rust agrees wherever the case is expressible off-chain (bitmap cases are contract-only).
-        if let Ok(parsed) = Signature::from_eip2537(sig) {
-            if matches!(
-                *name,
-                "wrong message"
-                    | "signed under the PoP DST"
-                    | "valid signature of another signer set"
-            ) {
-                assert_eq!(
-                    fast_aggregate_verify(&signers3, d, &parsed),
-                    Err(CryptoError::VerificationFailed),
-                    "{name}"
-                );
-            }
+        if let Ok(parsed) = Signature::from_eip2537(sig)
+            && matches!(*name, "wrong message" | "signed under the PoP DST" | "valid signature of another signer set")
+        {
+            assert_eq!(fast_aggregate_verify(&signers3, d, &parsed), Err(CryptoError::VerificationFailed), "{name}");
         }
-        invalid_json
-            .push(json!({"name": name, "bitmap": bitmap, "digest": x(d), "signature": x(sig)}));
+        invalid_json.push(json!({"name": name, "bitmap": bitmap, "digest": x(d), "signature": x(sig)}));
     }
     for rejected in [
         "tampered signature",
@@ -314,14 +222,8 @@ fn generate() -> Value {
         "field element not reduced (x.c0 + p)",
         "signature truncated to 255 bytes",
     ] {
-        let (_, _, _, sig) = invalid_sigs
-            .iter()
-            .find(|c| c.0 == rejected)
-            .expect("case exists");
-        assert!(
-            Signature::from_eip2537(sig).is_err(),
-            "Rust must refuse to parse: {rejected}"
-        );
+        let (_, _, _, sig) = invalid_sigs.iter().find(|c| c.0 == rejected).expect("case exists");
+        assert!(Signature::from_eip2537(sig).is_err(), "Rust must refuse to parse: {rejected}");
     }
 
     // Key registrations the registry must refuse. keys[0] is registered first.
@@ -330,25 +232,15 @@ fn generate() -> Value {
     let k1 = &keys[1];
     let pk0 = pubkeys[0].to_eip2537();
     let pk1 = pubkeys[1].to_eip2537();
-    let pop_for = |k: &Key, op: Address| {
-        k.secret
-            .prove_possession(&registry, op)
-            .signature()
-            .to_eip2537()
-    };
-    let pop_under_result_dst = points::sign_with_dst(
-        &k1.secret.to_bytes(),
-        pop_digest(&registry, outsider, &pk1).as_slice(),
-        DST_RESULT,
-    );
+    let pop_for = |k: &Key, op: Address| k.secret.prove_possession(&registry, op).signature().to_eip2537();
+    let pop_under_result_dst =
+        points::sign_with_dst(&k1.secret.to_bytes(), pop_digest(&registry, outsider, &pk1).as_slice(), DST_RESULT);
     let pop_other_chain = pop_for_binding(k1, &ChainBinding::new(1, REGISTRY), outsider);
     let pop_other_registry = pop_for_binding(k1, &ChainBinding::new(CHAIN_ID, PROTOCOL), outsider);
     let g1_bad = points::g1_not_in_subgroup();
     let mut off_curve = pk1;
     off_curve[127] ^= 0x01;
-    assert!(
-        PublicKey::from_eip2537(&g1_bad).is_err() && PublicKey::from_eip2537(&off_curve).is_err()
-    );
+    assert!(PublicKey::from_eip2537(&g1_bad).is_err() && PublicKey::from_eip2537(&off_curve).is_err());
     let invalid_keys = vec![
         json!({"name": "infinity key", "operator": outsider.to_string(), "pubkey": x([0u8; 128]), "pop": x([0u8; 256]), "error": ERR_INFINITY}),
         json!({"name": "duplicate key (valid PoP for the new operator)", "operator": outsider.to_string(), "pubkey": x(pk0), "pop": x(pop_for(k0, outsider)), "error": ERR_DUPLICATE}),
@@ -362,24 +254,14 @@ fn generate() -> Value {
         json!({"name": "PoP of 255 bytes", "operator": outsider.to_string(), "pubkey": x(pk1), "pop": x(&pop_for(k1, outsider)[..255]), "error": ERR_LENGTH}),
     ];
     // The correct PoP for the outsider does verify, so the cases above fail for the stated reason.
-    k1.secret
-        .prove_possession(&registry, outsider)
-        .verify(&pubkeys[1], &registry, outsider)
-        .expect("control PoP");
+    k1.secret.prove_possession(&registry, outsider).verify(&pubkeys[1], &registry, outsider).expect("control PoP");
 
     // Rogue key: pk_rogue = pk_attacker − pk_victim, so pk_victim + pk_rogue = pk_attacker and the
     // attacker alone can sign "for" the victim. Only the PoP check at registration stops it.
-    let attacker = SecretKey::from_ikm(
-        &Sha256::digest("vouch golden vector attacker")
-            .into_iter()
-            .collect::<Vec<_>>(),
-    )
-    .expect("ikm");
+    let attacker = SecretKey::from_ikm(&Sha256::digest("vouch golden vector attacker").into_iter().collect::<Vec<_>>())
+        .expect("ikm");
     let victim = 5usize;
-    let rogue = points::g1_sub(
-        &attacker.public_key().to_eip2537(),
-        &pubkeys[victim].to_eip2537(),
-    );
+    let rogue = points::g1_sub(&attacker.public_key().to_eip2537(), &pubkeys[victim].to_eip2537());
     let forged = attacker.sign(&digest);
     let rogue_operator = operator(0xbad);
     let rogue_key = json!({
@@ -414,10 +296,7 @@ fn generate() -> Value {
 }
 
 fn pop_for_binding(k: &Key, binding: &ChainBinding, op: Address) -> [u8; 256] {
-    k.secret
-        .prove_possession(binding, op)
-        .signature()
-        .to_eip2537()
+    k.secret.prove_possession(binding, op).signature().to_eip2537()
 }
 
 /// Adds the field modulus p to the first field element (x.c0) of an EIP-2537 G2 point: the same

@@ -41,11 +41,7 @@ pub(crate) fn g2_not_in_subgroup() -> [u8; 256] {
     for x in 1u64.. {
         let x_fp2 = blst_fp2 { fp: [fp(x), fp(1)] };
         let b = blst_fp2 { fp: [fp(4), fp(4)] };
-        let (mut x2, mut rhs, mut y) = (
-            blst_fp2::default(),
-            blst_fp2::default(),
-            blst_fp2::default(),
-        );
+        let (mut x2, mut rhs, mut y) = (blst_fp2::default(), blst_fp2::default(), blst_fp2::default());
         unsafe {
             blst_fp2_sqr(&mut x2, &x_fp2);
             blst_fp2_mul(&mut rhs, &x2, &x_fp2);
@@ -72,10 +68,7 @@ pub(crate) fn g1_sub(a: &[u8; 128], b: &[u8; 128]) -> [u8; 128] {
         let mut aff = blst_p1_affine::default();
         let mut p = blst_p1::default();
         unsafe {
-            assert_eq!(
-                blst_p1_deserialize(&mut aff, ser.as_ptr()),
-                BLST_ERROR::BLST_SUCCESS
-            );
+            assert_eq!(blst_p1_deserialize(&mut aff, ser.as_ptr()), BLST_ERROR::BLST_SUCCESS);
             blst_p1_from_affine(&mut p, &aff);
         }
         p
@@ -99,15 +92,7 @@ pub(crate) fn hash_to_g2(msg: &[u8], dst: &[u8]) -> [u8; 256] {
     let mut aff = blst_p2_affine::default();
     let mut ser = [0u8; 192];
     unsafe {
-        blst_hash_to_g2(
-            &mut p,
-            msg.as_ptr(),
-            msg.len(),
-            dst.as_ptr(),
-            dst.len(),
-            std::ptr::null(),
-            0,
-        );
+        blst_hash_to_g2(&mut p, msg.as_ptr(), msg.len(), dst.as_ptr(), dst.len(), std::ptr::null(), 0);
         blst_p2_to_affine(&mut aff, &p);
         blst_p2_affine_serialize(ser.as_mut_ptr(), &aff);
     }

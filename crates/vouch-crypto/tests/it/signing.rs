@@ -3,15 +3,11 @@
 use alloy_primitives::{Address, B256, address};
 use proptest::prelude::*;
 use vouch_crypto::{
-    CryptoError, PublicKey, SecretKey, aggregate_public_keys, aggregate_signatures,
-    fast_aggregate_verify,
+    CryptoError, PublicKey, SecretKey, aggregate_public_keys, aggregate_signatures, fast_aggregate_verify,
 };
 use vouch_primitives::ChainBinding;
 
-const REGISTRY: ChainBinding = ChainBinding::new(
-    31337,
-    address!("0x000000000000000000000000000000000000c0de"),
-);
+const REGISTRY: ChainBinding = ChainBinding::new(31337, address!("0x000000000000000000000000000000000000c0de"));
 
 fn key(seed: u8) -> SecretKey {
     SecretKey::from_ikm(&[seed; 32]).expect("32-byte ikm")
@@ -21,23 +17,10 @@ fn key(seed: u8) -> SecretKey {
 fn key_generation_is_deterministic_and_checks_input() {
     assert_eq!(key(1).public_key(), key(1).public_key());
     assert_ne!(key(1).public_key(), key(2).public_key());
-    assert_eq!(
-        SecretKey::from_ikm(&[0; 31]).err(),
-        Some(CryptoError::ShortKeyMaterial(31))
-    );
-    assert_eq!(
-        SecretKey::from_seed_eip2333(&[1; 8]).err(),
-        Some(CryptoError::ShortKeyMaterial(8))
-    );
-    assert_eq!(
-        SecretKey::from_bytes(&[0; 32]).err(),
-        Some(CryptoError::InvalidSecretKey)
-    );
-    assert_eq!(
-        SecretKey::from_bytes(&[0xff; 32]).err(),
-        Some(CryptoError::InvalidSecretKey),
-        "above the group order"
-    );
+    assert_eq!(SecretKey::from_ikm(&[0; 31]).err(), Some(CryptoError::ShortKeyMaterial(31)));
+    assert_eq!(SecretKey::from_seed_eip2333(&[1; 8]).err(), Some(CryptoError::ShortKeyMaterial(8)));
+    assert_eq!(SecretKey::from_bytes(&[0; 32]).err(), Some(CryptoError::InvalidSecretKey));
+    assert_eq!(SecretKey::from_bytes(&[0xff; 32]).err(), Some(CryptoError::InvalidSecretKey), "above the group order");
     let random = SecretKey::random().expect("os randomness");
     assert_ne!(random.public_key(), key(1).public_key());
 }
@@ -55,20 +38,14 @@ fn eip2333_master_and_child_keys_match_the_spec_vector() {
         10,
     )
     .expect("decimal");
-    assert_eq!(
-        master.to_bytes().as_slice(),
-        expect_master.to_be_bytes::<32>()
-    );
+    assert_eq!(master.to_bytes().as_slice(), expect_master.to_be_bytes::<32>());
     let child = master.derive_child_eip2333(0);
     let expect_child = alloy_primitives::U256::from_str_radix(
         "20397789859736650942317412262472558107875392172444076792671091975210932703118",
         10,
     )
     .expect("decimal");
-    assert_eq!(
-        child.to_bytes().as_slice(),
-        expect_child.to_be_bytes::<32>()
-    );
+    assert_eq!(child.to_bytes().as_slice(), expect_child.to_be_bytes::<32>());
 }
 
 #[test]
@@ -79,18 +56,12 @@ fn proof_of_possession_is_bound_to_operator_chain_and_registry() {
     let other = address!("0x0000000000000000000000000000000000001002");
     let pop = sk.prove_possession(&REGISTRY, op);
     pop.verify(&pk, &REGISTRY, op).expect("own PoP verifies");
-    assert_eq!(
-        pop.verify(&pk, &REGISTRY, other),
-        Err(CryptoError::InvalidProofOfPossession { operator: other })
-    );
+    assert_eq!(pop.verify(&pk, &REGISTRY, other), Err(CryptoError::InvalidProofOfPossession { operator: other }));
     let other_chain = ChainBinding::new(1, REGISTRY.contract);
     assert!(pop.verify(&pk, &other_chain, op).is_err());
     let other_registry = ChainBinding::new(REGISTRY.chain_id, Address::ZERO);
     assert!(pop.verify(&pk, &other_registry, op).is_err());
-    assert!(
-        pop.verify(&key(4).public_key(), &REGISTRY, op).is_err(),
-        "PoP of one key is not a PoP of another"
-    );
+    assert!(pop.verify(&key(4).public_key(), &REGISTRY, op).is_err(), "PoP of one key is not a PoP of another");
 }
 
 #[test]
@@ -100,27 +71,15 @@ fn a_pop_is_not_a_result_signature() {
     let op = address!("0x0000000000000000000000000000000000001001");
     let pop = sk.prove_possession(&REGISTRY, op);
     let digest = vouch_primitives::pop_digest(&REGISTRY, op, &sk.public_key().to_eip2537());
-    assert_eq!(
-        pop.signature().verify(&sk.public_key(), &digest),
-        Err(CryptoError::VerificationFailed)
-    );
+    assert_eq!(pop.signature().verify(&sk.public_key(), &digest), Err(CryptoError::VerificationFailed));
 }
 
 #[test]
 fn empty_aggregates_are_refused() {
-    assert_eq!(
-        aggregate_signatures(&[]).err(),
-        Some(CryptoError::EmptyAggregate)
-    );
-    assert_eq!(
-        aggregate_public_keys(&[]).err(),
-        Some(CryptoError::EmptyAggregate)
-    );
+    assert_eq!(aggregate_signatures(&[]).err(), Some(CryptoError::EmptyAggregate));
+    assert_eq!(aggregate_public_keys(&[]).err(), Some(CryptoError::EmptyAggregate));
     let sig = key(1).sign(&B256::ZERO);
-    assert_eq!(
-        fast_aggregate_verify(&[], &B256::ZERO, &sig),
-        Err(CryptoError::EmptyAggregate)
-    );
+    assert_eq!(fast_aggregate_verify(&[], &B256::ZERO, &sig), Err(CryptoError::EmptyAggregate));
 }
 
 proptest! {
@@ -152,7 +111,7 @@ proptest! {
         if !fewer.is_empty() {
             prop_assert!(fast_aggregate_verify(&fewer, &digest, &agg).is_err());
         }
-        let mut more = pks.clone();
+        let mut more = pks;
         more.push(key(1).public_key());
         prop_assert!(fast_aggregate_verify(&more, &digest, &agg).is_err());
     }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything Vouch needs on a fresh machine, from the registries reachable here
+# (npm, crates.io, Debian). Idempotent: a second run only checks versions (~1 s).
+#
+#   Foundry 1.7.1 (forge, anvil, cast)  npm @foundry-rs/*-linux-amd64, pinned in package-lock.json
+#   solc 0.8.30                         npm solc (solc-js) behind tools/solc/solc, the adapter forge runs
+#   OpenZeppelin Contracts 5.4          npm @openzeppelin/contracts
+#   Rust toolchain components           rustfmt, clippy (rustup)
+#
+# Afterwards `source scripts/env.sh` puts the tools on PATH.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+
+# --- Node.js (ships on the machine image; install from Debian if a machine lacks it) ---
+if ! command -v npm >/dev/null 2>&1; then
+  say "npm not found: installing nodejs and npm from Debian"
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+
+# --- Node packages, pinned by package-lock.json; reinstalled only when the lock changes ---
+stamp="node_modules/.vouch-setup-stamp"
+want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  say "installing Node packages (Foundry, solc-js, OpenZeppelin)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+# --- Check what we installed actually runs, with the versions we pinned ---
+forge_version="$(node_modules/.bin/forge --version | head -1)"
+[[ "$forge_version" == *"1.7.1"* ]] || { say "unexpected forge: $forge_version"; exit 1; }
+node_modules/.bin/anvil --version >/dev/null
+node_modules/.bin/cast --version >/dev/null
+solc_version="$(tools/solc/solc --version | tail -1)"
+[[ "$solc_version" == "Version: 0.8.30+commit."* ]] || { say "unexpected solc adapter output: $solc_version"; exit 1; }
+
+# --- Rust components used by CI ---
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  say "adding rustfmt and clippy"
+  rustup component add rustfmt clippy
+fi
+
+say "ready: $forge_version, solc ${solc_version#Version: }, $(cargo --version)"
