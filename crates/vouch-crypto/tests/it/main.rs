@@ -2,5 +2,6 @@
 
 mod encoding;
 mod golden;
+mod keystore;
 mod points;
 mod signing;
