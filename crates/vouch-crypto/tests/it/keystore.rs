@@ -36,7 +36,7 @@ fn unknown_fields_and_versions_are_refused() {
     let mut value: serde_json::Value = serde_json::from_str(&ks.to_json().expect("json")).expect("value");
     value["extra"] = serde_json::json!(1);
     assert!(matches!(Keystore::from_json(&value.to_string()), Err(KeystoreError::Json(_))));
-    let mut v3 = ks.clone();
+    let mut v3 = ks;
     v3.version = 3;
     assert!(matches!(v3.decrypt("pw"), Err(KeystoreError::Unsupported(_))));
 }
