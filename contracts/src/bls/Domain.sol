@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/// @title Domain
+/// @notice The BLS domain separation tags and message tags of Vouch protocol version 1, defined in one place.
+/// @dev Normative source: docs/design/bls.md. Changing any value here is a protocol version bump (`V1` -> `V2` in
+/// every tag and DST) and regenerates contracts/test/vectors/bls.json. The Rust twins live in
+/// `vouch_primitives::domain`.
+library Domain {
+    /// @notice RFC 9380 DST for result and batch signatures (hash-to-G2 under `expand_message_xmd` with SHA-256).
+    bytes internal constant DST_RESULT = "VOUCH-V1-RESULT_BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+    /// @notice RFC 9380 DST for proofs of possession of registered keys.
+    bytes internal constant DST_POP = "VOUCH-V1-KEY_BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+    /// @notice Tag of a result digest: `keccak256("vouch.v1.result")`.
+    bytes32 internal constant RESULT_TAG = keccak256("vouch.v1.result");
+
+    /// @notice Tag of a batch digest: `keccak256("vouch.v1.batch")`.
+    bytes32 internal constant BATCH_TAG = keccak256("vouch.v1.batch");
+
+    /// @notice Tag of a proof-of-possession digest: `keccak256("vouch.v1.pop")`.
+    bytes32 internal constant POP_TAG = keccak256("vouch.v1.pop");
+}
