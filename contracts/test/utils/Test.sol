@@ -51,6 +51,39 @@ interface Vm {
     function snapshotGasLastCall(string calldata name) external returns (uint256 gasUsed);
     /// @notice Marks the current test as skipped when `skipTest` is true.
     function skip(bool skipTest, string calldata reason) external;
+    /// @notice Sets block.timestamp.
+    function warp(uint256 newTimestamp) external;
+    /// @notice Sets block.number.
+    function roll(uint256 newHeight) external;
+    /// @notice Sets the ether balance of `account`.
+    function deal(address account, uint256 newBalance) external;
+    /// @notice Signs `digest` with `privateKey` (secp256k1).
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    /// @notice Address of `privateKey`.
+    function addr(uint256 privateKey) external pure returns (address keyAddr);
+    /// @notice Expects the next call to revert, with any data.
+    function expectRevert() external;
+    /// @notice Expects the next emitted event to match the one emitted next by the test (all topics and data).
+    function expectEmit() external;
+    /// @notice Expects the next emitted event from `emitter` to match (all topics and data).
+    function expectEmit(address emitter) external;
+    /// @notice Starts recording emitted logs.
+    function recordLogs() external;
+
+    /// @notice A recorded log.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+    /// @notice Logs recorded since `recordLogs`, and clears them.
+    function getRecordedLogs() external returns (Log[] memory logs);
+    /// @notice Names an address in traces.
+    function label(address account, string calldata newLabel) external;
+    /// @notice Stores the current state; returns its id.
+    function snapshotState() external returns (uint256 snapshotId);
+    /// @notice Reverts to a stored state.
+    function revertToState(uint256 snapshotId) external returns (bool success);
 }
 
 /// @title Test
@@ -104,6 +137,28 @@ abstract contract Test {
     /// @dev Fails with `message` and both values unless `a >= b`.
     function assertGe(uint256 a, uint256 b, string memory message) internal pure {
         if (a < b) revert(string.concat(message, ": ", _toString(a), " < ", _toString(b)));
+    }
+
+    /// @dev Fails with `message` and both values unless `a <= b`.
+    function assertLe(uint256 a, uint256 b, string memory message) internal pure {
+        if (a > b) revert(string.concat(message, ": ", _toString(a), " > ", _toString(b)));
+    }
+
+    /// @dev Fails with `message` and both values unless `a > b`.
+    function assertGt(uint256 a, uint256 b, string memory message) internal pure {
+        if (a <= b) revert(string.concat(message, ": ", _toString(a), " <= ", _toString(b)));
+    }
+
+    /// @dev Fails with `message` and both values unless `a == b`.
+    function assertEq(bool a, bool b, string memory message) internal pure {
+        if (a != b) revert(string.concat(message, ": ", a ? "true" : "false", " != ", b ? "true" : "false"));
+    }
+
+    /// @dev Maps `x` into [min, max] (inclusive) for fuzz inputs, without rejecting runs.
+    function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
+        require(min <= max, "bound: min > max");
+        if (min == 0 && max == type(uint256).max) return x;
+        return min + x % (max - min + 1);
     }
 
     /// @dev Fails the test.
