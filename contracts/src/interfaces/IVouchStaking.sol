@@ -4,10 +4,11 @@ pragma solidity 0.8.30;
 /// @title IVouchStaking
 /// @notice Operator stake pools: self-stake plus delegations with share accounting, an unbonding queue whose pending
 /// withdrawals stay slashable, time-locked commission, jailing, and payment-token rewards for delegators.
-/// @dev Implemented by `VouchStaking`. Only the protocol contract (set once) may slash, jail, record misses and
-/// distribute rewards. Slashing reduces a pool's assets, so every share (active or unbonding) loses the same fraction.
+/// @dev Implemented by `VouchStaking`. Only the slasher (set once) may slash and jail; only the protocol (set once)
+/// may distribute rewards. Slashing reduces a pool's assets, so every share (active or unbonding) loses the same fraction.
 interface IVouchStaking {
-    /// @notice What slashed stake pays: `toPayer` to `payer`, `toReporter` to `reporter`, the rest is burned.
+    /// @notice Where slashed stake goes: `toPayer` credited to `payer`, `toReporter` to `reporter` (both claimable
+    /// with `claimSlashed`), the rest burned.
     struct SlashSplit {
         address payer;
         uint256 toPayer;
@@ -36,12 +37,12 @@ interface IVouchStaking {
     /// @notice Current commission of `operator` in basis points.
     function commissionBps(address operator) external view returns (uint16);
 
-    /// @notice Slashes `amount` (capped at the pool's assets) from `operator`'s pool and pays it out per `split`.
-    /// @dev Only the protocol. Returns what was actually slashed (≤ amount); `split` amounts are scaled down
+    /// @notice Slashes `amount` (capped at the pool's assets) from `operator`'s pool and credits it per `split`.
+    /// @dev Only the slasher. Returns what was actually slashed (≤ amount); `split` amounts are scaled down
     /// proportionally when the cap applies. Emits `Slashed`.
     function slash(address operator, uint256 amount, SlashSplit calldata split) external returns (uint256 slashed);
 
-    /// @notice Jails `operator` until `until` (unix seconds). Only the protocol.
+    /// @notice Jails `operator` until `until` (unix seconds). Only the slasher.
     function jail(address operator, uint64 until) external;
 
     /// @notice Pays `amount` of the payment token, already transferred to this contract by the protocol, to the
