@@ -32,7 +32,7 @@ anvil --hardfork prague --port "$PORT" --host 127.0.0.1 > "$WORK/anvil.log" 2>&1
 ANVIL=$!
 trap 'kill $ANVIL 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do cast chain-id --rpc-url "$RPC" >/dev/null 2>&1 && break; sleep 0.2; done
-CHAIN_ID="$(cast chain-id --rpc-url "$RPC")"
+CHAIN_ID="$(cast chain-id --rpc-url "$RPC")" || { echo "anvil did not start:" >&2; cat "$WORK/anvil.log" >&2; exit 1; }
 say "anvil (prague) at $RPC, chain id $CHAIN_ID"
 
 # anvil's well-known development accounts (mnemonic "test test … junk"): never use them elsewhere.

@@ -16,6 +16,7 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- Node.js (ships on the machine image; install from Debian if a machine lacks it) ---
 if ! command -v npm >/dev/null 2>&1; then
+  [[ "$(id -u)" == 0 ]] || { say "npm not found: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
   say "npm not found: installing nodejs and npm from Debian"
   apt-get update -qq && apt-get install -y -qq nodejs npm
 fi
@@ -30,7 +31,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
 fi
 
 # --- Check what we installed actually runs, with the versions we pinned ---
-forge_version="$(node_modules/.bin/forge --version | head -1)"
+forge_version="$(node_modules/.bin/forge --version)"; forge_version="${forge_version%%$'\n'*}"
 [[ "$forge_version" == *"1.7.1"* ]] || { say "unexpected forge: $forge_version"; exit 1; }
 node_modules/.bin/anvil --version >/dev/null
 node_modules/.bin/cast --version >/dev/null
@@ -40,7 +41,7 @@ solc_version="$(tools/solc/solc --version | tail -1)"
 # --- Rust components used by CI ---
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   say "adding rustfmt and clippy"
-  rustup component add rustfmt clippy
+  rustup component add rustfmt clippy || { say "install the rustfmt and clippy components of your Rust toolchain"; exit 1; }
 fi
 
 say "ready: $forge_version, solc ${solc_version#Version: }, $(cargo --version)"

@@ -12,11 +12,12 @@ echo "== forge build && forge test (contracts/)" >&2
 (
   cd "$ROOT/contracts"
   # The one behaviour Prague cannot show: on a chain without EIP-2537 verification reverts, never reads false.
-  forge test --evm-version cancun --match-test NoEip2537
+  forge test --evm-version cancun --match-test NoEip2537 --out out-cancun --cache-path cache-cancun
   forge build
   # FORGE_SNAPSHOT_CHECK fails the run when a gas number in snapshots/ changes; the git check below
   # catches entries that forge would silently add back or that nobody committed.
   FORGE_SNAPSHOT_CHECK=true forge test --no-match-test NoEip2537
+  git rev-parse --is-inside-work-tree >/dev/null || { echo "the gas snapshot check needs a git checkout" >&2; exit 1; }
   if [[ -n "$(git status --porcelain -- snapshots)" ]]; then
     echo "gas snapshots changed or are uncommitted: review contracts/snapshots and commit them" >&2
     git status --porcelain -- snapshots >&2

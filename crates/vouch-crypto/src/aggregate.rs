@@ -9,12 +9,15 @@ use alloy_primitives::B256;
 use blst::min_pk::{AggregatePublicKey, AggregateSignature};
 use vouch_primitives::domain::DST_RESULT;
 
-/// Sums signatures into one. Every input was validated when it was parsed or produced, so no
-/// further subgroup check is needed; the aggregate is checked when it is verified.
+/// Sums signatures into one. Every input was validated when it was parsed or produced; a sum at
+/// infinity is refused.
 pub fn aggregate_signatures(signatures: &[Signature]) -> Result<Signature, CryptoError> {
     let refs: Vec<_> = signatures.iter().map(Signature::as_blst).collect();
     let agg = AggregateSignature::aggregate(&refs, false).map_err(|_| CryptoError::EmptyAggregate)?;
-    Ok(Signature::from_blst(agg.to_signature()))
+    let sig = agg.to_signature();
+    // σ + (−σ) sums to infinity, which no verifier accepts: refuse it here rather than emit zeros.
+    sig.validate(true).map_err(|e| CryptoError::InvalidSignature(crate::PointError::from_blst(e)))?;
+    Ok(Signature::from_blst(sig))
 }
 
 /// Sums public keys into one (the aggregate key the contract rebuilds from the signer bitmap).
@@ -27,8 +30,11 @@ pub fn aggregate_public_keys(keys: &[PublicKey]) -> Result<PublicKey, CryptoErro
     Ok(PublicKey::from_validated(pk))
 }
 
-/// Verifies an aggregate signature by `keys` over one result or batch digest. The keys must have
-/// been registered with a proof of possession (see [`crate::ProofOfPossession`]).
+/// Verifies an aggregate signature by `keys` over one result or batch digest.
+///
+/// The keys must have been checked with a proof of possession (see [`crate::ProofOfPossession`]):
+/// with unchecked keys a rogue key `pk_attacker − pk_victim` forges aggregates. Pass each signer once,
+/// as the contract rebuilds the aggregate key from a bitmap (a repeated key would count twice here).
 pub fn fast_aggregate_verify(keys: &[PublicKey], digest: &B256, signature: &Signature) -> Result<(), CryptoError> {
     if keys.is_empty() {
         return Err(CryptoError::EmptyAggregate);

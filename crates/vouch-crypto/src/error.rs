@@ -87,12 +87,35 @@ pub enum KeystoreError {
         /// Underlying error.
         source: std::io::Error,
     },
-    /// The file already exists; keystores are never overwritten.
-    #[error("{0}: refusing to overwrite an existing keystore")]
+    /// The file already exists; key material is never overwritten.
+    #[error("{0}: file already exists (key material is never overwritten); move it away or choose another name")]
     AlreadyExists(PathBuf),
+    /// Not a regular file (a directory, FIFO or device).
+    #[error("{0}: not a regular file")]
+    NotAFile(PathBuf),
+    /// The file is larger than a keystore or password file can be.
+    #[error("{path}: larger than {max} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        max: u64,
+    },
+    /// The file is not UTF-8 text.
+    #[error("{0}: not UTF-8 text")]
+    NotUtf8(PathBuf),
     /// The JSON is not an EIP-2335 keystore.
-    #[error("not an EIP-2335 keystore: {0}")]
+    #[error("not an EIP-2335 keystore")]
     Json(#[from] serde_json::Error),
+    /// The file is not an EIP-2335 keystore.
+    #[error("{path}: not an EIP-2335 keystore")]
+    JsonFile {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A field is well-formed JSON but outside what this implementation accepts.
     #[error("unsupported keystore: {0}")]
     Unsupported(String),
@@ -100,7 +123,7 @@ pub enum KeystoreError {
     #[error("wrong password (keystore checksum mismatch)")]
     WrongPassword,
     /// Decryption succeeded but the secret or the recorded public key is not valid.
-    #[error("keystore content invalid: {0}")]
+    #[error("keystore content invalid")]
     Key(#[from] CryptoError),
     /// The decrypted secret does not match the public key the keystore records.
     #[error("keystore public key does not match its secret")]

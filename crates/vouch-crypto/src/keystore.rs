@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{
     fs,
-    io::Write,
+    io::{Read, Write},
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::Path,
 };
@@ -26,15 +26,20 @@ type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 pub const VERSION: u32 = 4;
 /// Derived key length; the first half keys AES-128, the second half feeds the checksum.
 const DKLEN: u32 = 32;
-/// Largest scrypt cost accepted from a file (2^20): bounds the memory and time an input can demand.
+/// Largest scrypt cost accepted from a file (2^20).
 pub const MAX_SCRYPT_LOG_N: u8 = 20;
+/// Largest scrypt memory (`128 · n · r` bytes) accepted from a file: 256 MiB (the default uses 256 MiB).
+pub const MAX_SCRYPT_MEMORY: u64 = 256 << 20;
+/// Largest scrypt work (`n · r · p`) accepted from a file: 4× the default (2^18 · 8 · 1).
+pub const MAX_SCRYPT_WORK: u64 = 1 << 23;
 /// Largest PBKDF2 iteration count accepted from a file.
 pub const MAX_PBKDF2_ROUNDS: u32 = 1 << 22;
 /// Default scrypt cost, as EIP-2335's example and consensus clients use (n = 2^18).
 pub const DEFAULT_SCRYPT_LOG_N: u8 = 18;
 
-/// An EIP-2335 keystore (version 4).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An EIP-2335 keystore (version 4). `Debug` shows only the uuid and public key: the ciphertext, salt and
+/// checksum are what an offline password search needs, so they stay out of logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keystore {
     crypto: CryptoModules,
@@ -49,6 +54,12 @@ pub struct Keystore {
     pub uuid: uuid::Uuid,
     /// Always 4.
     pub version: u32,
+}
+
+impl std::fmt::Debug for Keystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keystore").field("uuid", &self.uuid).field("pubkey", &self.pubkey).finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,13 +142,17 @@ impl Kdf {
                     )));
                 }
                 let log_n = p.n.trailing_zeros() as u8;
+                let memory = 128 * u64::from(p.n) * u64::from(p.r);
+                let work = u64::from(p.n) * u64::from(p.r) * u64::from(p.p);
                 if log_n > MAX_SCRYPT_LOG_N
                     || !(1..=32).contains(&p.r)
                     || !(1..=16).contains(&p.p)
+                    || memory > MAX_SCRYPT_MEMORY
+                    || work > MAX_SCRYPT_WORK
                     || !(16..=128).contains(&p.salt.len())
                 {
                     return Err(unsupported(format!(
-                        "scrypt n 2^{log_n} r {} p {} salt {} B outside n ≤ 2^{MAX_SCRYPT_LOG_N}, r ≤ 32, p ≤ 16, salt 16..=128 B",
+                        "scrypt n 2^{log_n} r {} p {} salt {} B outside n ≤ 2^{MAX_SCRYPT_LOG_N}, r ≤ 32, p ≤ 16, 128·n·r ≤ 256 MiB, n·r·p ≤ 2^23, salt 16..=128 B",
                         p.r,
                         p.p,
                         p.salt.len()
@@ -314,7 +329,10 @@ impl Keystore {
 
     /// Reads a keystore file (at most 64 KiB).
     pub fn read_file(path: &Path) -> Result<Self, KeystoreError> {
-        Self::from_json(&read_bounded(path)?)
+        Self::from_json(&read_bounded(path)?).map_err(|e| match e {
+            KeystoreError::Json(source) => KeystoreError::JsonFile { path: path.to_owned(), source },
+            other => other,
+        })
     }
 
     /// Writes the keystore to a new file with mode 0600; refuses to overwrite.
@@ -327,13 +345,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
     move |source| KeystoreError::Io { path: path.to_owned(), source }
 }
 
-fn read_bounded(path: &Path) -> Result<String, KeystoreError> {
+/// Reads a small text file once, through a size cap (no check-then-read race; FIFOs and devices refused).
+fn read_bounded(path: &Path) -> Result<Zeroizing<String>, KeystoreError> {
     const MAX: u64 = 64 * 1024;
-    let len = fs::metadata(path).map_err(io_err(path))?.len();
-    if len > MAX {
-        return Err(unsupported(format!("{}: {len} bytes, larger than {MAX}", path.display())));
+    let file = fs::File::open(path).map_err(io_err(path))?;
+    if !file.metadata().map_err(io_err(path))?.is_file() {
+        return Err(KeystoreError::NotAFile(path.to_owned()));
     }
-    fs::read_to_string(path).map_err(io_err(path))
+    let mut bytes = Zeroizing::new(Vec::with_capacity(4096));
+    file.take(MAX + 1).read_to_end(&mut bytes).map_err(io_err(path))?;
+    if bytes.len() as u64 > MAX {
+        return Err(KeystoreError::TooLarge { path: path.to_owned(), max: MAX });
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| KeystoreError::NotUtf8(path.to_owned()))?;
+    let mut out = Zeroizing::new(String::with_capacity(text.len()));
+    out.push_str(text);
+    Ok(out)
 }
 
 /// Creates `path` with mode 0600 and writes `contents`; refuses to overwrite an existing file.
@@ -353,7 +380,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), KeystoreError> 
 
 /// Reads a password file: the whole file minus one trailing newline (`\n` or `\r\n`).
 pub fn read_password_file(path: &Path) -> Result<Zeroizing<String>, KeystoreError> {
-    let mut text = Zeroizing::new(read_bounded(path)?);
+    let mut text = read_bounded(path)?;
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {
@@ -445,6 +472,35 @@ mod tests {
         let sk = SecretKey::from_ikm(&[42; 32]).expect("ikm");
         let huge = Kdf::Scrypt(ScryptParams { dklen: 32, n: 1 << 24, p: 1, r: 8, salt: vec![7; 32] });
         assert!(matches!(Keystore::encrypt_with(&sk, "x", huge, [0; 16], ""), Err(KeystoreError::Unsupported(_))));
+    }
+
+    #[test]
+    fn refuses_costly_scrypt_parameters_read_from_json() {
+        let sk = SecretKey::from_ikm(&[42; 32]).expect("ikm");
+        let ks = Keystore::encrypt_with(&sk, "x", cheap_kdf(), [0; 16], "").expect("encrypts");
+        let mut value: serde_json::Value = serde_json::from_str(&ks.to_json().expect("json")).expect("value");
+        // n = 2^20 with r = 32 and p = 16 would allocate 4 GiB and do 256x the default work.
+        value["crypto"]["kdf"]["params"]["n"] = serde_json::json!(1 << 20);
+        value["crypto"]["kdf"]["params"]["r"] = serde_json::json!(32);
+        value["crypto"]["kdf"]["params"]["p"] = serde_json::json!(16);
+        let costly = Keystore::from_json(&value.to_string()).expect("well-formed");
+        assert!(matches!(costly.decrypt("x"), Err(KeystoreError::Unsupported(_))));
+    }
+
+    #[test]
+    fn oversized_and_non_regular_files_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big.json");
+        fs::write(&big, vec![b' '; 64 * 1024 + 1]).expect("write");
+        assert!(matches!(Keystore::read_file(&big), Err(KeystoreError::TooLarge { .. })));
+        assert!(matches!(read_password_file(dir.path()), Err(KeystoreError::NotAFile(_))));
+    }
+
+    #[test]
+    fn debug_never_prints_key_material() {
+        let ks = Keystore::from_json(EIP2335_SCRYPT).expect("vector parses");
+        let shown = format!("{ks:?}");
+        assert!(!shown.contains("06ae90d5") && !shown.contains("d4e56740") && !shown.contains("d2217fe5"), "{shown}");
     }
 
     #[test]

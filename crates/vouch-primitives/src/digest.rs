@@ -37,10 +37,16 @@ pub struct BatchEntry {
     pub result_hash: B256,
 }
 
-/// A batch must hold at least one call and at most `u32::MAX` (its count is a `uint32`).
+/// Why a batch digest cannot be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a batch must hold between 1 and 2^32-1 calls")]
-pub struct BatchTooLarge;
+pub enum BatchError {
+    /// A batch holds at least one call.
+    #[error("a batch must hold at least one call")]
+    Empty,
+    /// The count is a `uint32`.
+    #[error("a batch holds at most 2^32-1 calls, got {0}")]
+    TooLarge(usize),
+}
 
 fn word_u64(v: u64) -> [u8; 32] {
     let mut w = [0u8; 32];
@@ -106,14 +112,10 @@ pub fn batch_root(leaves: &[B256]) -> Option<B256> {
 
 /// Digest of a batch certificate:
 /// `keccak256(abi.encode(BATCH_TAG, chainId, protocol, serviceId, batchRoot, uint32 count))`.
-pub fn batch_digest(
-    binding: &ChainBinding,
-    service_id: ServiceId,
-    entries: &[BatchEntry],
-) -> Result<B256, BatchTooLarge> {
-    let count = u32::try_from(entries.len()).map_err(|_| BatchTooLarge)?;
+pub fn batch_digest(binding: &ChainBinding, service_id: ServiceId, entries: &[BatchEntry]) -> Result<B256, BatchError> {
+    let count = u32::try_from(entries.len()).map_err(|_| BatchError::TooLarge(entries.len()))?;
     let leaves: Vec<B256> = entries.iter().map(batch_leaf).collect();
-    let root = batch_root(&leaves).ok_or(BatchTooLarge)?;
+    let root = batch_root(&leaves).ok_or(BatchError::Empty)?;
     let mut buf = [0u8; 32 * 6];
     buf[0..32].copy_from_slice(BATCH_TAG.as_slice());
     buf[32..64].copy_from_slice(&word_u64(binding.chain_id));
@@ -158,7 +160,7 @@ mod tests {
         let leaf = batch_leaf(&entry(1));
         assert_eq!(batch_root(&[leaf]), Some(leaf));
         assert_eq!(batch_root(&[]), None);
-        assert_eq!(batch_digest(&BINDING, ServiceId(1), &[]), Err(BatchTooLarge));
+        assert_eq!(batch_digest(&BINDING, ServiceId(1), &[]), Err(BatchError::Empty));
     }
 
     #[test]

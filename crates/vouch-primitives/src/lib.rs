@@ -10,7 +10,5 @@ pub mod domain;
 pub mod ids;
 
 pub use alloy_primitives::{Address, B256};
-pub use digest::{
-    BatchEntry, BatchTooLarge, ResultRef, batch_digest, batch_leaf, batch_root, pop_digest, result_digest,
-};
+pub use digest::{BatchEntry, BatchError, ResultRef, batch_digest, batch_leaf, batch_root, pop_digest, result_digest};
 pub use ids::{CallId, ChainBinding, ServiceId};

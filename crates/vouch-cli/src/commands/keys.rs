@@ -4,7 +4,10 @@ use super::{Output, hex0x};
 use clap::Subcommand;
 use eyre::{WrapErr, bail};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::{
+    os::unix::fs::DirBuilderExt,
+    path::{Path, PathBuf},
+};
 use vouch_crypto::{
     Keystore, PublicKey, SecretKey,
     keystore::{read_password_file, write_private},
@@ -78,7 +81,11 @@ pub(crate) fn new_key(datadir: &Path, name: &str, password_file: Option<&Path>) 
         bail!("key name {name:?}: use 1-64 characters from [A-Za-z0-9_-]");
     }
     let dir = datadir.join("keys");
-    std::fs::create_dir_all(&dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .wrap_err_with(|| format!("creating {}", dir.display()))?;
     let keystore_path = dir.join(format!("{name}.bls.json"));
     if keystore_path.exists() {
         bail!("{} already exists: choose another --name or remove it", keystore_path.display());
@@ -95,6 +102,9 @@ pub(crate) fn new_key(datadir: &Path, name: &str, password_file: Option<&Path>) 
         }
     };
     let password = read_password_file(&password_path)?;
+    if password.is_empty() {
+        bail!("{}: the password is empty; a keystore needs a password", password_path.display());
+    }
     let secret = SecretKey::random()?;
     let keystore = Keystore::encrypt(&secret, &password, &format!("vouch BLS key {name}"))?;
     keystore.write_file(&keystore_path)?;

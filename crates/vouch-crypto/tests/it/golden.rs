@@ -206,9 +206,8 @@ fn generate() -> Value {
     let mut invalid_json = Vec::new();
     for (name, bitmap, d, sig) in &invalid_sigs {
         // Rust agrees wherever the case is expressible off-chain (bitmap cases are contract-only).
-        if let Ok(parsed) = Signature::from_eip2537(sig)
-            && matches!(*name, "wrong message" | "signed under the PoP DST" | "valid signature of another signer set")
-        {
+        if matches!(*name, "wrong message" | "signed under the PoP DST" | "valid signature of another signer set") {
+            let parsed = Signature::from_eip2537(sig).expect("a valid point that fails only as a signature");
             assert_eq!(fast_aggregate_verify(&signers3, d, &parsed), Err(CryptoError::VerificationFailed), "{name}");
         }
         invalid_json.push(json!({"name": name, "bitmap": bitmap, "digest": x(d), "signature": x(sig)}));
@@ -264,11 +263,19 @@ fn generate() -> Value {
     let rogue = points::g1_sub(&attacker.public_key().to_eip2537(), &pubkeys[victim].to_eip2537());
     let forged = attacker.sign(&digest);
     let rogue_operator = operator(0xbad);
+    let rogue_pk = PublicKey::from_eip2537(&rogue).expect("a rogue key is a valid subgroup point");
+    let forged_apk = vouch_crypto::aggregate_public_keys(&[pubkeys[victim], rogue_pk]).expect("non-empty");
+    forged.verify(&forged_apk, &digest).expect("without PoPs the forgery verifies: the attack is real");
+    let rogue_pop_raw =
+        points::sign_with_dst(&attacker.to_bytes(), pop_digest(&registry, rogue_operator, &rogue).as_slice(), DST_POP);
+    let rogue_pop =
+        vouch_crypto::ProofOfPossession::from_signature(Signature::from_eip2537(&rogue_pop_raw).expect("point"));
+    assert!(rogue_pop.verify(&rogue_pk, &registry, rogue_operator).is_err(), "the attacker cannot prove possession");
     let rogue_key = json!({
         "victim": victim,
         "operator": rogue_operator.to_string(),
         "pubkey": x(rogue),
-        "pop": x(points::sign_with_dst(&attacker.to_bytes(), pop_digest(&registry, rogue_operator, &rogue).as_slice(), DST_POP)),
+        "pop": x(rogue_pop_raw),
         "bitmap": bitmap_hex(&[victim, SET_SIZE]),
         "digest": x(digest),
         "signature": x(forged.to_eip2537()),
