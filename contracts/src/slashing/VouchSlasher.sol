@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {KeyRegistry} from "../KeyRegistry.sol";
+import {BLS} from "../bls/BLS.sol";
+import {Domain} from "../bls/Domain.sol";
+import {VouchDigest} from "../bls/VouchDigest.sol";
+import {IVouchProtocol} from "../interfaces/IVouchProtocol.sol";
+import {IVouchStaking} from "../interfaces/IVouchStaking.sol";
+
+/// @title VouchSlasher
+/// @notice Permissionless slashing of the faults an operator's own BLS signatures prove (DESIGN.md §4.3):
+/// equivocation (slashed at once), deviation from a settled certificate (slashed after the blueprint's dispute window
+/// unless its arbiter vetoes) and missed deadlines (small penalty, jailing after repeated misses).
+/// @dev Decisions:
+/// - Evidence is one operator's signature under `Domain.DST_RESULT`, on a result digest (`batchCount == 0`) or on a
+///   batch digest plus a Merkle proof of the call's leaf. It is checked against `registry.keyOf(operator)`, and the
+///   operator must sit at the given slot of the call's service.
+/// - A *statement* is `(inputsHash, resultHash)` for one `(serviceId, callId)`. Equivocation is two signed, different
+///   statements for one call: a different `resultHash` **or** a different `inputsHash`. An honest node signs at most
+///   one statement per call (its signing guard is keyed by `(serviceId, callId)`), so both are faults. The same
+///   statement signed twice (e.g. alone and inside a batch) is not.
+/// - Deviation is a signed statement with the call's own `inputsHash` and a `resultHash` other than the settled one. A
+///   statement on other inputs is not compared with the certificate (it is equivocation material if the operator also
+///   signed the real inputs).
+/// - Amounts: `slashableStake(operator) × bps / 10_000` read when the slash happens (at execution for deviations), with
+///   the blueprint's policy read at that time. Of it, `payerShareBps` go to the call's payer, `reporterShareBps` to the
+///   reporter (the proposer for deviations), the rest is burned; `VouchStaking.slash` credits them. Basis points are
+///   clamped (a slash to 100 %, the reporter share to what the payer share leaves) so a misconfigured policy can never
+///   make an operator unslashable. A zero amount skips the staking call but still records the report.
+/// - One report per (operator, callId, fault): a repeated report reverts `AlreadyReported`. A vetoed deviation is
+///   final: it cannot be proposed again for the same operator and call.
+/// - Missed deadlines: jail for `JAIL_DURATION` when the operator's misses since its last jailing reach the blueprint's
+///   `jailAfterMisses` (0 = never); the counter then restarts.
+contract VouchSlasher is ReentrancyGuardTransient {
+    // ------------------------------------------------------------------------------------------------------------
+    // Types
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice One operator's signature on a statement about a call, alone or inside a batch.
+    /// @dev Single form when `batchCount == 0`: the signed digest is
+    /// `resultDigest(chainid, protocol, serviceId, callId, inputsHash, resultHash)` and `batchRoot`, `proof` are
+    /// ignored. Batch form otherwise: the signed digest is `batchDigest(chainid, protocol, serviceId, batchRoot,
+    /// batchCount)` and `proof` proves `batchLeaf(callId, inputsHash, resultHash)` under `batchRoot`.
+    struct SignedResult {
+        bytes32 inputsHash;
+        bytes32 resultHash;
+        bytes signature; // 256-byte EIP-2537 G2 signature by the operator alone
+        bytes32 batchRoot;
+        uint32 batchCount;
+        bytes32[] proof;
+    }
+
+    /// @notice Kinds of fault; one report per (operator, callId, fault).
+    enum Fault {
+        Equivocation,
+        Deviation,
+        MissedDeadline
+    }
+
+    /// @notice Lifecycle of a deviation proposal: Pending → Vetoed (arbiter, before the window ends) or Pending →
+    /// Executed (anyone, once the window has ended).
+    enum ProposalStatus {
+        None,
+        Pending,
+        Vetoed,
+        Executed
+    }
+
+    /// @notice A deviation proposal.
+    struct DeviationProposal {
+        address operator; // the operator whose signature deviates
+        uint64 callId; // the settled call
+        address proposer; // receives the reporter share
+        uint64 executableAt; // proposal time + the blueprint's dispute window (unix seconds)
+        ProposalStatus status;
+    }
+
+    /// @notice Missed-deadline record of an operator.
+    struct MissRecord {
+        uint32 sinceJail; // misses since the operator was last jailed by this contract
+        uint32 total; // every miss reported
+        uint64 jailedUntil; // end of the last jailing by this contract (0 = never)
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Constants and immutables
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice Basis-point denominator.
+    uint256 public constant BPS = 10_000;
+
+    /// @notice How long an operator is jailed once its misses reach the blueprint's `jailAfterMisses`.
+    uint64 public constant JAIL_DURATION = 30 days;
+
+    /// @notice The protocol: calls, services, blueprints; its address is bound in every signed digest.
+    IVouchProtocol public immutable PROTOCOL;
+
+    /// @notice The staking contract that slashes and jails (it accepts these calls only from this contract).
+    IVouchStaking public immutable STAKING;
+
+    /// @notice The key registry holding the operators' BLS keys.
+    KeyRegistry public immutable REGISTRY;
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Storage
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @dev Bit `1 << uint8(fault)` set once `fault` of `operator` on `callId` was reported (equivocation, missed
+    /// deadline; deviations live in `_proposals`).
+    mapping(address operator => mapping(uint64 callId => uint256 faults)) private _reported;
+
+    /// @dev Deviation proposals by id (`proposalIdOf(operator, callId)`).
+    mapping(uint256 proposalId => DeviationProposal) private _proposals;
+
+    /// @dev Missed-deadline records.
+    mapping(address operator => MissRecord) private _misses;
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Events
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice An equivocation was proven and slashed.
+    /// @param operator The slashed operator.
+    /// @param serviceId The call's service.
+    /// @param callId The call both statements are about.
+    /// @param reporter Sender; receives the reporter share.
+    /// @param statementA `keccak256(abi.encode(inputsHash, resultHash))` of the first statement.
+    /// @param statementB Same for the second statement.
+    /// @param amount Amount requested from staking (before its cap).
+    /// @param slashed Amount staking actually slashed.
+    event EquivocationSlashed(
+        address indexed operator,
+        uint64 indexed serviceId,
+        uint64 indexed callId,
+        address reporter,
+        bytes32 statementA,
+        bytes32 statementB,
+        uint256 amount,
+        uint256 slashed
+    );
+
+    /// @notice A deviation was proposed.
+    /// @param proposalId The new proposal.
+    /// @param operator The operator whose signature deviates.
+    /// @param callId The settled call.
+    /// @param proposer Sender; receives the reporter share on execution.
+    /// @param resultHash The result the operator signed.
+    /// @param settledResultHash The result of the certificate.
+    /// @param executableAt When the proposal becomes executable and the veto window closes.
+    event DeviationProposed(
+        uint256 indexed proposalId,
+        address indexed operator,
+        uint64 indexed callId,
+        address proposer,
+        bytes32 resultHash,
+        bytes32 settledResultHash,
+        uint64 executableAt
+    );
+
+    /// @notice The blueprint's arbiter vetoed a deviation proposal; it can never execute.
+    /// @param proposalId The proposal.
+    /// @param arbiter The sender.
+    event DeviationVetoed(uint256 indexed proposalId, address indexed arbiter);
+
+    /// @notice A deviation proposal was executed.
+    /// @param proposalId The proposal.
+    /// @param operator The slashed operator.
+    /// @param callId The settled call.
+    /// @param executor Sender (anyone).
+    /// @param amount Amount requested from staking (before its cap).
+    /// @param slashed Amount staking actually slashed.
+    event DeviationSlashed(
+        uint256 indexed proposalId,
+        address indexed operator,
+        uint64 indexed callId,
+        address executor,
+        uint256 amount,
+        uint256 slashed
+    );
+
+    /// @notice A missed deadline was reported and penalised.
+    /// @param operator The operator that did not sign.
+    /// @param callId The settled or refunded call.
+    /// @param reporter Sender; receives the reporter share.
+    /// @param amount Amount requested from staking (before its cap).
+    /// @param slashed Amount staking actually slashed.
+    /// @param missesSinceJail The operator's misses since its last jailing, this one included (0 if it jailed now).
+    /// @param totalMisses Every miss of the operator, this one included.
+    event MissedDeadlineSlashed(
+        address indexed operator,
+        uint64 indexed callId,
+        address indexed reporter,
+        uint256 amount,
+        uint256 slashed,
+        uint32 missesSinceJail,
+        uint32 totalMisses
+    );
+
+    /// @notice The operator reached its blueprint's miss limit and was jailed.
+    /// @param operator The operator.
+    /// @param callId The miss that reached the limit.
+    /// @param misses Misses counted (the limit or more).
+    /// @param until End of the jailing (unix seconds).
+    event OperatorJailed(address indexed operator, uint64 indexed callId, uint32 misses, uint64 until);
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Errors
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice A constructor argument is the zero address.
+    error ZeroAddress();
+
+    /// @notice The call does not exist.
+    /// @param callId The call.
+    error UnknownCall(uint64 callId);
+
+    /// @notice The call belongs to another service.
+    /// @param callId The call.
+    /// @param serviceId The service named by the report.
+    /// @param callServiceId The call's service.
+    error CallNotInService(uint64 callId, uint64 serviceId, uint64 callServiceId);
+
+    /// @notice The operator is not at `slot` of the service's operator set.
+    /// @param serviceId The service.
+    /// @param slot The slot given.
+    /// @param operator The operator given.
+    /// @param atSlot The operator at that slot (zero if the slot is out of range).
+    error WrongSlot(uint64 serviceId, uint256 slot, address operator, address atSlot);
+
+    /// @notice The operator has no registered BLS key.
+    /// @param operator The operator.
+    error OperatorKeyNotRegistered(address operator);
+
+    /// @notice The signature is not the operator's signature on `digest`.
+    /// @param operator The operator.
+    /// @param digest The digest the evidence claims was signed.
+    error InvalidSignature(address operator, bytes32 digest);
+
+    /// @notice The Merkle proof does not place the call's leaf under the batch root.
+    /// @param batchRoot The root.
+    /// @param leaf The leaf `batchLeaf(callId, inputsHash, resultHash)`.
+    error InvalidMerkleProof(bytes32 batchRoot, bytes32 leaf);
+
+    /// @notice Both pieces of evidence sign the same statement: not an equivocation.
+    /// @param callId The call.
+    /// @param inputsHash The common inputs hash.
+    /// @param resultHash The common result hash.
+    error NotConflicting(uint64 callId, bytes32 inputsHash, bytes32 resultHash);
+
+    /// @notice This fault of this operator on this call was already reported (or proposed).
+    /// @param operator The operator.
+    /// @param callId The call.
+    /// @param fault The fault.
+    error AlreadyReported(address operator, uint64 callId, Fault fault);
+
+    /// @notice The call is not settled.
+    /// @param callId The call.
+    /// @param status Its status.
+    error CallNotSettled(uint64 callId, IVouchProtocol.CallStatus status);
+
+    /// @notice The signed inputs hash is not the call's.
+    /// @param callId The call.
+    /// @param expected The call's inputs hash.
+    /// @param actual The signed inputs hash.
+    error InputsMismatch(uint64 callId, bytes32 expected, bytes32 actual);
+
+    /// @notice The signed result is the settled result: no deviation.
+    /// @param callId The call.
+    /// @param resultHash The settled result hash.
+    error NotDeviating(uint64 callId, bytes32 resultHash);
+
+    /// @notice The proposal is not pending (unknown, vetoed or executed).
+    /// @param proposalId The proposal.
+    /// @param status Its status.
+    error ProposalNotPending(uint256 proposalId, ProposalStatus status);
+
+    /// @notice The sender is not the arbiter of the call's blueprint (or the blueprint has none).
+    /// @param proposalId The proposal.
+    /// @param sender The sender.
+    /// @param arbiter The blueprint's arbiter (zero = none).
+    error NotArbiter(uint256 proposalId, address sender, address arbiter);
+
+    /// @notice The dispute window has ended: the proposal can no longer be vetoed.
+    /// @param proposalId The proposal.
+    /// @param executableAt When the window ended.
+    error VetoWindowClosed(uint256 proposalId, uint64 executableAt);
+
+    /// @notice The dispute window is still open: the proposal cannot be executed yet.
+    /// @param proposalId The proposal.
+    /// @param executableAt When it becomes executable.
+    error DisputeWindowOpen(uint256 proposalId, uint64 executableAt);
+
+    /// @notice The call is neither settled nor refunded, so no deadline was missed yet.
+    /// @param callId The call.
+    /// @param status Its status.
+    error CallNotFinal(uint64 callId, IVouchProtocol.CallStatus status);
+
+    /// @notice The operator signed the settled certificate: it did not miss the deadline.
+    /// @param callId The call.
+    /// @param operator The operator.
+    /// @param slot Its slot (bit in the signer bitmap).
+    error OperatorSigned(uint64 callId, address operator, uint256 slot);
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Constructor
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice Deploys the slasher; `staking.initialize(protocol, slasher)` must then name this contract.
+    /// @param protocol The protocol (its address is bound in every signed digest).
+    /// @param staking The staking contract.
+    /// @param registry The key registry.
+    constructor(IVouchProtocol protocol, IVouchStaking staking, KeyRegistry registry) {
+        if (address(protocol) == address(0) || address(staking) == address(0) || address(registry) == address(0)) {
+            revert ZeroAddress();
+        }
+        PROTOCOL = protocol;
+        STAKING = staking;
+        REGISTRY = registry;
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Equivocation
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice Proves that `operator` signed two different statements for one call and slashes it at once:
+    /// `equivocationSlashBps` of its slashable stake, split between the call's payer, the sender and the burn.
+    /// @dev Checks: the call exists and belongs to `serviceId`; not reported yet; `operator` is at `slot`; the
+    /// statements differ (`inputsHash` or `resultHash`); both signatures verify. The call may be in any status.
+    /// @param serviceId The service of the call (bound in the digests).
+    /// @param callId The call.
+    /// @param operator The operator.
+    /// @param slot The operator's slot in the service's operator set.
+    /// @param a First signed statement.
+    /// @param b Second signed statement.
+    /// @return slashed Amount staking slashed.
+    function reportEquivocation(
+        uint64 serviceId,
+        uint64 callId,
+        address operator,
+        uint256 slot,
+        SignedResult calldata a,
+        SignedResult calldata b
+    ) external nonReentrant returns (uint256 slashed) {
+        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        if (call.status == IVouchProtocol.CallStatus.None) revert UnknownCall(callId);
+        if (call.serviceId != serviceId) revert CallNotInService(callId, serviceId, call.serviceId);
+        uint256 flag = _flag(Fault.Equivocation);
+        if (_reported[operator][callId] & flag != 0) revert AlreadyReported(operator, callId, Fault.Equivocation);
+        IVouchProtocol.Service memory service = PROTOCOL.getService(serviceId);
+        _checkSlot(serviceId, service, slot, operator);
+        if (a.inputsHash == b.inputsHash && a.resultHash == b.resultHash) {
+            revert NotConflicting(callId, a.inputsHash, a.resultHash);
+        }
+        bytes memory pubkey = _keyOf(operator);
+        _verify(serviceId, callId, operator, pubkey, a);
+        _verify(serviceId, callId, operator, pubkey, b);
+        IVouchProtocol.Policy memory policy = PROTOCOL.getBlueprint(service.blueprintId).policy;
+
+        _reported[operator][callId] |= flag;
+
+        uint256 amount;
+        (amount, slashed) = _slash(operator, policy.equivocationSlashBps, policy, call.payer, msg.sender);
+        emit EquivocationSlashed(
+            operator,
+            serviceId,
+            callId,
+            msg.sender,
+            _statement(a.inputsHash, a.resultHash),
+            _statement(b.inputsHash, b.resultHash),
+            amount,
+            slashed
+        );
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Deviation
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice Proposes to slash `operator` for signing, on the inputs of settled call `callId`, a result other than
+    /// the certified one. Executable by anyone once the blueprint's dispute window has passed, unless its arbiter
+    /// vetoes first; the sender receives the reporter share.
+    /// @dev Checks: the call is settled; no proposal yet for (operator, callId); `operator` is at `slot`; the signed
+    /// inputs hash is the call's and the signed result hash is not; the signature verifies.
+    /// @param callId The settled call.
+    /// @param operator The operator.
+    /// @param slot The operator's slot in the call's service.
+    /// @param s The operator's signed statement.
+    /// @return proposalId The new proposal.
+    function proposeDeviation(uint64 callId, address operator, uint256 slot, SignedResult calldata s)
+        external
+        nonReentrant
+        returns (uint256 proposalId)
+    {
+        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        if (call.status != IVouchProtocol.CallStatus.Settled) revert CallNotSettled(callId, call.status);
+        proposalId = proposalIdOf(operator, callId);
+        if (_proposals[proposalId].status != ProposalStatus.None) {
+            revert AlreadyReported(operator, callId, Fault.Deviation);
+        }
+        IVouchProtocol.Service memory service = PROTOCOL.getService(call.serviceId);
+        _checkSlot(call.serviceId, service, slot, operator);
+        if (s.inputsHash != call.inputsHash) revert InputsMismatch(callId, call.inputsHash, s.inputsHash);
+        if (s.resultHash == call.resultHash) revert NotDeviating(callId, call.resultHash);
+        _verify(call.serviceId, callId, operator, _keyOf(operator), s);
+        uint32 disputeWindow = PROTOCOL.getBlueprint(service.blueprintId).policy.disputeWindow;
+
+        uint64 executableAt = uint64(block.timestamp) + disputeWindow;
+        _proposals[proposalId] = DeviationProposal({
+            operator: operator,
+            callId: callId,
+            proposer: msg.sender,
+            executableAt: executableAt,
+            status: ProposalStatus.Pending
+        });
+        emit DeviationProposed(proposalId, operator, callId, msg.sender, s.resultHash, call.resultHash, executableAt);
+    }
+
+    /// @notice Cancels a pending deviation proposal for good. Only the arbiter of the call's blueprint, strictly
+    /// before `executableAt`.
+    /// @param proposalId The proposal.
+    function vetoDeviation(uint256 proposalId) external nonReentrant {
+        DeviationProposal storage proposal = _pending(proposalId);
+        // Validators can skew timestamps by seconds; dispute windows are hours or days.
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp >= proposal.executableAt) revert VetoWindowClosed(proposalId, proposal.executableAt);
+        IVouchProtocol.Call memory call = PROTOCOL.getCall(proposal.callId);
+        uint64 blueprintId = PROTOCOL.getService(call.serviceId).blueprintId;
+        address arbiter = PROTOCOL.getBlueprint(blueprintId).arbiter;
+        if (arbiter == address(0) || msg.sender != arbiter) revert NotArbiter(proposalId, msg.sender, arbiter);
+
+        proposal.status = ProposalStatus.Vetoed;
+        emit DeviationVetoed(proposalId, msg.sender);
+    }
+
+    /// @notice Executes a pending deviation proposal once its dispute window has passed (from `executableAt` on):
+    /// slashes `deviationSlashBps` of the operator's current slashable stake, split between the call's payer, the
+    /// proposer and the burn. Anyone may call it.
+    /// @param proposalId The proposal.
+    /// @return slashed Amount staking slashed.
+    function executeDeviation(uint256 proposalId) external nonReentrant returns (uint256 slashed) {
+        DeviationProposal storage proposal = _pending(proposalId);
+        uint64 executableAt = proposal.executableAt;
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp < executableAt) revert DisputeWindowOpen(proposalId, executableAt);
+        address operator = proposal.operator;
+        uint64 callId = proposal.callId;
+        address proposer = proposal.proposer;
+        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        uint64 blueprintId = PROTOCOL.getService(call.serviceId).blueprintId;
+        IVouchProtocol.Policy memory policy = PROTOCOL.getBlueprint(blueprintId).policy;
+
+        proposal.status = ProposalStatus.Executed;
+
+        uint256 amount;
+        (amount, slashed) = _slash(operator, policy.deviationSlashBps, policy, call.payer, proposer);
+        emit DeviationSlashed(proposalId, operator, callId, msg.sender, amount, slashed);
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Missed deadline
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice Reports that `operator` did not sign call `callId` in time: the call was refunded (nobody certified it)
+    /// or settled without the operator's bit. Slashes `missedDeadlineSlashBps` (payer and reporter shares, rest
+    /// burned), counts the miss and jails the operator for `JAIL_DURATION` when its misses since its last jailing reach
+    /// the blueprint's `jailAfterMisses` (0 = never).
+    /// @param callId The call.
+    /// @param operator The operator.
+    /// @param slot The operator's slot in the call's service (its bit in the signer bitmap).
+    /// @return slashed Amount staking slashed.
+    function reportMissedDeadline(uint64 callId, address operator, uint256 slot)
+        external
+        nonReentrant
+        returns (uint256 slashed)
+    {
+        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        if (call.status != IVouchProtocol.CallStatus.Settled && call.status != IVouchProtocol.CallStatus.Refunded) {
+            revert CallNotFinal(callId, call.status);
+        }
+        uint256 flag = _flag(Fault.MissedDeadline);
+        if (_reported[operator][callId] & flag != 0) revert AlreadyReported(operator, callId, Fault.MissedDeadline);
+        IVouchProtocol.Service memory service = PROTOCOL.getService(call.serviceId);
+        _checkSlot(call.serviceId, service, slot, operator);
+        // slot < operators.length ≤ 256 here, so the shift is in range.
+        if (call.status == IVouchProtocol.CallStatus.Settled && (call.signerBitmap >> slot) & 1 == 1) {
+            revert OperatorSigned(callId, operator, slot);
+        }
+        IVouchProtocol.Policy memory policy = PROTOCOL.getBlueprint(service.blueprintId).policy;
+
+        _reported[operator][callId] |= flag;
+        MissRecord memory record = _misses[operator];
+        ++record.total;
+        ++record.sinceJail;
+        uint32 reached = record.sinceJail;
+        bool jailNow = policy.jailAfterMisses != 0 && reached >= policy.jailAfterMisses;
+        uint64 until;
+        if (jailNow) {
+            until = uint64(block.timestamp) + JAIL_DURATION;
+            record.sinceJail = 0;
+            record.jailedUntil = until;
+        }
+        _misses[operator] = record;
+
+        uint256 amount;
+        (amount, slashed) = _slash(operator, policy.missedDeadlineSlashBps, policy, call.payer, msg.sender);
+        emit MissedDeadlineSlashed(operator, callId, msg.sender, amount, slashed, record.sinceJail, record.total);
+        if (jailNow) {
+            STAKING.jail(operator, until);
+            emit OperatorJailed(operator, callId, reached, until);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Views
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice Whether `fault` of `operator` on `callId` was reported (for deviations: proposed, in any status).
+    /// @param operator The operator.
+    /// @param callId The call.
+    /// @param fault The fault.
+    /// @return True if a new report of this fault would revert `AlreadyReported`.
+    function isReported(address operator, uint64 callId, Fault fault) external view returns (bool) {
+        if (fault == Fault.Deviation) return _proposals[proposalIdOf(operator, callId)].status != ProposalStatus.None;
+        return _reported[operator][callId] & _flag(fault) != 0;
+    }
+
+    /// @notice Id of the (only possible) deviation proposal of (operator, callId), whether or not it exists:
+    /// `uint256(keccak256(abi.encode(operator, callId)))`. Deterministic, so no counter or index is stored.
+    /// @param operator The operator.
+    /// @param callId The call.
+    /// @return The proposal id.
+    function proposalIdOf(address operator, uint64 callId) public pure returns (uint256) {
+        return uint256(keccak256(abi.encode(operator, callId)));
+    }
+
+    /// @notice Deviation proposal `proposalId` (all zero, status None, if unknown).
+    /// @param proposalId The proposal.
+    /// @return The proposal.
+    function getProposal(uint256 proposalId) external view returns (DeviationProposal memory) {
+        return _proposals[proposalId];
+    }
+
+    /// @notice Missed-deadline record of `operator`.
+    /// @param operator The operator.
+    /// @return The record (misses since its last jailing, total misses, end of its last jailing here).
+    function missesOf(address operator) external view returns (MissRecord memory) {
+        return _misses[operator];
+    }
+
+    /// @notice The digest an operator signs for `s` about `(serviceId, callId)` on this chain and protocol.
+    /// @dev Does not check the Merkle proof of a batch-form statement.
+    /// @param serviceId The service.
+    /// @param callId The call.
+    /// @param s The statement (signature and proof unused).
+    /// @return The result digest (single form) or batch digest (batch form).
+    function evidenceDigest(uint64 serviceId, uint64 callId, SignedResult calldata s) external view returns (bytes32) {
+        return _digest(serviceId, callId, s);
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Internals
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @dev Reverts `WrongSlot` unless `operator` (non-zero) is `service.operators[slot]`.
+    function _checkSlot(uint64 serviceId, IVouchProtocol.Service memory service, uint256 slot, address operator)
+        private
+        pure
+    {
+        address atSlot = slot < service.operators.length ? service.operators[slot] : address(0);
+        if (atSlot != operator || operator == address(0)) revert WrongSlot(serviceId, slot, operator, atSlot);
+    }
+
+    /// @dev The registered key of `operator`; reverts `OperatorKeyNotRegistered` if none.
+    function _keyOf(address operator) private view returns (bytes memory pubkey) {
+        pubkey = REGISTRY.keyOf(operator);
+        if (pubkey.length == 0) revert OperatorKeyNotRegistered(operator);
+    }
+
+    /// @dev The digest signed for `s` (see `SignedResult`).
+    function _digest(uint64 serviceId, uint64 callId, SignedResult calldata s) private view returns (bytes32) {
+        if (s.batchCount == 0) {
+            return
+                VouchDigest.resultDigest(
+                    block.chainid, address(PROTOCOL), serviceId, callId, s.inputsHash, s.resultHash
+                );
+        }
+        return VouchDigest.batchDigest(block.chainid, address(PROTOCOL), serviceId, s.batchRoot, s.batchCount);
+    }
+
+    /// @dev Reverts unless `s` is `operator`'s valid signature on its statement about `(serviceId, callId)`: the Merkle
+    /// proof first (batch form, `InvalidMerkleProof`), then the BLS signature (`InvalidSignature`).
+    function _verify(uint64 serviceId, uint64 callId, address operator, bytes memory pubkey, SignedResult calldata s)
+        private
+        view
+    {
+        if (s.batchCount != 0) {
+            bytes32 leaf = VouchDigest.batchLeaf(callId, s.inputsHash, s.resultHash);
+            if (!MerkleProof.verifyCalldata(s.proof, s.batchRoot, leaf)) revert InvalidMerkleProof(s.batchRoot, leaf);
+        }
+        bytes32 digest = _digest(serviceId, callId, s);
+        if (!BLS.verify(pubkey, digest, Domain.DST_RESULT, s.signature)) revert InvalidSignature(operator, digest);
+    }
+
+    /// @dev Slashes `bps` of `operator`'s slashable stake, credited to `payer` and `reporter` per `policy`. Skips the
+    /// staking call when the amount is zero. Returns the amount requested and the amount slashed.
+    function _slash(address operator, uint16 bps, IVouchProtocol.Policy memory policy, address payer, address reporter)
+        private
+        returns (uint256 amount, uint256 slashed)
+    {
+        amount = Math.mulDiv(STAKING.slashableStake(operator), Math.min(bps, BPS), BPS);
+        if (amount == 0) return (0, 0);
+        uint256 payerBps = Math.min(policy.payerShareBps, BPS);
+        uint256 reporterBps = Math.min(policy.reporterShareBps, BPS - payerBps);
+        IVouchStaking.SlashSplit memory split = IVouchStaking.SlashSplit({
+            payer: payer,
+            toPayer: Math.mulDiv(amount, payerBps, BPS),
+            reporter: reporter,
+            toReporter: Math.mulDiv(amount, reporterBps, BPS)
+        });
+        slashed = STAKING.slash(operator, amount, split);
+    }
+
+    /// @dev The pending proposal `proposalId`; reverts `ProposalNotPending` otherwise.
+    function _pending(uint256 proposalId) private view returns (DeviationProposal storage proposal) {
+        proposal = _proposals[proposalId];
+        if (proposal.status != ProposalStatus.Pending) revert ProposalNotPending(proposalId, proposal.status);
+    }
+
+    /// @dev Bit of `fault` in `_reported`.
+    function _flag(Fault fault) private pure returns (uint256) {
+        return uint256(1) << uint8(fault);
+    }
+
+    /// @dev Identifier of a statement in events.
+    function _statement(bytes32 inputsHash, bytes32 resultHash) private pure returns (bytes32) {
+        return keccak256(abi.encode(inputsHash, resultHash));
+    }
+}
