@@ -745,8 +745,9 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         emit CallSettled(callId, resultHash, pay.bitmap);
     }
 
-    /// @dev Checks the bitmap and the quorum; returns the signers with their snapshot stakes, operators and current
-    /// commission rates, and zeroed accumulators.
+    /// @dev Checks the bitmap and the quorum; returns the signers with their weights (snapshot stake capped by current
+    /// slashable stake), operators and current commission rates, and zeroed accumulators. The denominator stays the
+    /// snapshot total, so stake that left makes the quorum harder to reach, never easier.
     function _quorum(uint64 serviceId, uint256 bitmap) private view returns (Payout memory pay) {
         Service storage s = _services[serviceId];
         Blueprint storage b = _blueprints[s.blueprintId];
@@ -762,13 +763,16 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         if (count < policy.minSigners) revert TooFewSigners(count, policy.minSigners);
         pay.slots = new uint256[](count);
         pay.stakes = new uint256[](count);
+        pay.operators = new address[](count);
         uint256 stake;
         uint256 remaining = bitmap;
         for (uint256 k; k < count; ++k) {
             uint256 slot = _lowestBit(remaining);
             remaining &= remaining - 1;
-            uint256 weight = s.stakes[slot];
+            address operator = s.operators[slot];
+            uint256 weight = _weight(s.stakes[slot], operator);
             pay.slots[k] = slot;
+            pay.operators[k] = operator;
             pay.stakes[k] = weight;
             stake += weight;
         }
@@ -777,14 +781,11 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
             revert QuorumNotReached(stake, totalStake, policy.quorumBps);
         }
         pay.signerStake = stake;
-        pay.operators = new address[](count);
         pay.commissionBps = new uint256[](count);
         pay.commissions = new uint256[](count);
         pay.rewards = new uint256[](count);
         for (uint256 k; k < count; ++k) {
-            address operator = s.operators[pay.slots[k]];
-            uint256 bps = STAKING.commissionBps(operator);
-            pay.operators[k] = operator;
+            uint256 bps = STAKING.commissionBps(pay.operators[k]);
             pay.commissionBps[k] = bps > BPS ? BPS : bps;
         }
     }
@@ -873,12 +874,20 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         }
     }
 
-    /// @dev Number of signers and their snapshot stake (bitmap assumed to fit).
+    /// @dev Number of signers and their weight (bitmap assumed to fit).
     function _signerWeight(Service storage s, uint256 bitmap) private view returns (uint256 count, uint256 stake) {
         for (uint256 remaining = bitmap; remaining != 0; remaining &= remaining - 1) {
-            stake += s.stakes[_lowestBit(remaining)];
+            uint256 slot = _lowestBit(remaining);
+            stake += _weight(s.stakes[slot], s.operators[slot]);
             ++count;
         }
+    }
+
+    /// @dev A signer's quorum and fee weight: its stake snapshotted at activation, capped by what is still slashable
+    /// now. An operator that unstaked (or was slashed) since activation cannot vouch with stake it no longer risks.
+    function _weight(uint256 snapshot, address operator) private view returns (uint256) {
+        uint256 atRisk = STAKING.slashableStake(operator);
+        return atRisk < snapshot ? atRisk : snapshot;
     }
 
     /// @dev Non-zero and no bit at or above `size`.

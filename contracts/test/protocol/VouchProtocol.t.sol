@@ -916,6 +916,21 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         protocol.settle(callId, r, 0x7, light);
     }
 
+    function test_RevertWhen_SignerStakeLeftSinceActivation() external {
+        uint64 callId = _call(serviceId, 0);
+        bytes32 r = keccak256("r");
+        bytes memory sig = _certify(serviceId, callId, r, 0xE); // slots 1, 2, 3: 9000 of 10000 at activation
+        assertTrue(protocol.quorumReached(serviceId, 0xE), "quorum with the snapshot stakes");
+        // The operator of slot 3 (snapshot 4000) has since unstaked down to 1000: it vouches with 1000 only.
+        staking.setActiveStake(serviceOperators[3], 1000e18);
+        assertFalse(protocol.quorumReached(serviceId, 0xE), "weights are capped by the stake still at risk");
+        vm.expectRevert(abi.encodeWithSelector(QuorumNotReached.selector, 6000e18, 10_000e18, 6667));
+        protocol.settle(callId, r, 0xE, sig);
+        // Stake above the snapshot never adds weight.
+        staking.setActiveStake(serviceOperators[3], 50_000e18);
+        protocol.settle(callId, r, 0xE, sig);
+    }
+
     function test_RevertWhen_SettleCertificateInvalid() external {
         uint64 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
