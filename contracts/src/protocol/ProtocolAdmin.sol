@@ -279,6 +279,7 @@ library ProtocolAdmin {
         }
         uint256 slot = slotPlusOne[msg.sender];
         if (slot == 0) revert E.NotServiceOperator(serviceId, msg.sender);
+        if (!staking.isOperator(msg.sender)) revert E.NotOperator(msg.sender);
         if (staking.isJailed(msg.sender)) revert E.OperatorJailed(msg.sender);
         uint256 bit = 1 << (slot - 1);
         uint256 approved = approvals[serviceId];
@@ -289,7 +290,7 @@ library ProtocolAdmin {
         if (approved == (1 << s.operators.length) - 1) _activate(s, serviceId, staking, registry);
     }
 
-    /// @dev Activates a fully approved service: checks no operator is jailed, snapshots each operator's active stake
+    /// @dev Activates a fully approved service: checks every operator is still registered and not jailed, snapshots each operator's active stake
     /// (each must be non-zero), creates the set's key set (the protocol is the registry's caller) and sets the status to
     /// `Active`. Emits `ServiceActivated`.
     function _activate(IVouchProtocol.Service storage s, uint64 serviceId, IVouchStaking staking, KeyRegistry registry)
@@ -301,6 +302,8 @@ library ProtocolAdmin {
         uint256 totalStake;
         for (uint256 i; i < n; ++i) {
             address operator = operators[i];
+            // An operator may have deregistered between the request and the last approval.
+            if (!staking.isOperator(operator)) revert E.NotOperator(operator);
             if (staking.isJailed(operator)) revert E.OperatorJailed(operator);
             uint256 stake = staking.activeStake(operator);
             if (stake == 0) revert E.NoActiveStake(operator);

@@ -362,6 +362,11 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         vm.expectRevert(abi.encodeWithSelector(AlreadyApproved.selector, id, operators[0]));
         vm.prank(operators[0]);
         protocol.approveService(id);
+        staking.removeOperator(operators[1]);
+        vm.expectRevert(abi.encodeWithSelector(NotOperator.selector, operators[1]));
+        vm.prank(operators[1]);
+        protocol.approveService(id);
+        staking.setOperator(operators[1], 2000e18, 500);
         staking.setJailed(operators[1], true);
         vm.expectRevert(abi.encodeWithSelector(OperatorJailed.selector, operators[1]));
         vm.prank(operators[1]);
@@ -389,6 +394,12 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         vm.prank(operators[2]);
         protocol.approveService(id);
         staking.setActiveStake(operators[1], 5);
+        // An operator that deregistered after approving cannot be activated into the service.
+        staking.removeOperator(operators[0]);
+        vm.expectRevert(abi.encodeWithSelector(NotOperator.selector, operators[0]));
+        vm.prank(operators[2]);
+        protocol.approveService(id);
+        staking.setOperator(operators[0], 1000e18, 0);
         staking.setJailed(operators[0], true);
         vm.expectRevert(abi.encodeWithSelector(OperatorJailed.selector, operators[0]));
         vm.prank(operators[2]);
