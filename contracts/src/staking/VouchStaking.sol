@@ -99,6 +99,9 @@ contract VouchStaking is IVouchStaking, ReentrancyGuardTransient {
     /// @notice Where burned stake is sent (arbitrary ERC-20s have no burn).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
 
+    /// @notice Payer and reporter together get at most `1 / SELF_SLASH_PAYOUT_DIVISOR` of the operator's own loss.
+    uint256 public constant SELF_SLASH_PAYOUT_DIVISOR = 2;
+
     /// @notice Largest commission: 100 %.
     uint16 public constant MAX_COMMISSION_BPS = 10_000;
 
@@ -615,7 +618,9 @@ contract VouchStaking is IVouchStaking, ReentrancyGuardTransient {
 
     /// @inheritdoc IVouchStaking
     /// @dev `split.toPayer + split.toReporter` must not exceed `amount`, and a non-zero part needs a non-zero
-    /// recipient. Capping scales both parts by `slashed / amount` (rounded down; the rounding is burned). A pool
+    /// recipient. Capping scales both parts by `slashed / amount` (rounded down; the rounding is burned). Then both
+    /// parts together are capped at half of the operator's own loss (`slashed × own assets / pool assets / 2`),
+    /// scaled proportionally: a self-report by an operator that is also the payer never pays off. A pool
     /// without assets (or an address that never registered) is slashed by zero, with an event.
     function slash(address operator, uint256 amount, SlashSplit calldata split)
         external
@@ -637,6 +642,17 @@ contract VouchStaking is IVouchStaking, ReentrancyGuardTransient {
             slashed = assets;
             toPayer = Math.mulDiv(toPayer, slashed, amount);
             toReporter = Math.mulDiv(toReporter, slashed, amount);
+        }
+        // Payer and reporter together receive at most half of what the operator's own stake loses, so an operator
+        // (or its sybils as payer and reporter) can never profit from slashing itself at its delegators' expense.
+        if (slashed != 0) {
+            uint256 ownLoss = Math.mulDiv(slashed, _toAssets(pool, _delegations[operator][operator].shares), assets);
+            uint256 payoutCap = ownLoss / SELF_SLASH_PAYOUT_DIVISOR;
+            uint256 payout = toPayer + toReporter;
+            if (payout > payoutCap) {
+                toPayer = Math.mulDiv(toPayer, payoutCap, payout);
+                toReporter = Math.mulDiv(toReporter, payoutCap, payout);
+            }
         }
         uint256 burned = slashed - toPayer - toReporter;
 

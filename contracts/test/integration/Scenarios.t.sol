@@ -136,12 +136,15 @@ contract ScenariosTest is SystemBase {
         (VouchSlasher.SignedResult memory a, VouchSlasher.SignedResult memory b) = _equivocation(callId);
 
         assertEq(staking.slashableStake(op0), 15_000e18, "pool assets");
+        assertEq(staking.selfStake(op0), 10_000e18, "own stake");
         (uint256 amount, uint256 toPayer, uint256 toReporter, uint256 burned) =
-            SystemMath.slash(15_000e18, EQUIVOCATION_BPS, PAYER_SHARE_BPS, REPORTER_SHARE_BPS);
+            SystemMath.slash(15_000e18, 10_000e18, EQUIVOCATION_BPS, PAYER_SHARE_BPS, REPORTER_SHARE_BPS);
         assertEq(amount, 7500e18, "50 %");
-        assertEq(toPayer, 3750e18, "payer 50 % of it");
-        assertEq(toReporter, 750e18, "reporter 10 % of it");
-        assertEq(burned, 3000e18, "burned 40 % of it");
+        // Asked: payer 3,750 (50 %) + reporter 750 (10 %) = 4,500; op0's own stake loses 5,000, so together they get
+        // at most 2,500, scaled 3,750 : 750.
+        assertEq(toPayer, uint256(3750e18) * 2500e18 / 4500e18, "payer, capped");
+        assertEq(toReporter, uint256(750e18) * 2500e18 / 4500e18, "reporter, capped");
+        assertEq(burned, amount - toPayer - toReporter, "the rest burned");
         uint256 stakingBalance = stk.balanceOf(address(staking));
 
         vm.prank(reporter);
@@ -175,8 +178,8 @@ contract ScenariosTest is SystemBase {
         // Payer and reporter claim their stake tokens.
         assertEq(_claimSlashed(payer), toPayer, "payer claimed");
         assertEq(_claimSlashed(reporter), toReporter, "reporter claimed");
-        assertEq(stk.balanceOf(payer), 3750e18, "payer holds its compensation");
-        assertEq(stk.balanceOf(reporter), 750e18, "reporter holds its bounty");
+        assertEq(stk.balanceOf(payer), toPayer, "payer holds its compensation");
+        assertEq(stk.balanceOf(reporter), toReporter, "reporter holds its bounty");
         assertEq(
             stk.balanceOf(address(staking)), _poolAssets(), "staking holds exactly the pools once credits are claimed"
         );
@@ -232,8 +235,9 @@ contract ScenariosTest is SystemBase {
         vm.expectRevert(abi.encodeWithSelector(VouchSlasher.VetoWindowClosed.selector, proposalId, executableAt));
         slasher.vetoDeviation(proposalId);
 
-        (uint256 amount, uint256 toPayer, uint256 toReporter, uint256 burned) =
-            SystemMath.slash(15_000e18, DEVIATION_BPS, PAYER_SHARE_BPS, REPORTER_SHARE_BPS);
+        (uint256 amount, uint256 toPayer, uint256 toReporter, uint256 burned) = SystemMath.slash(
+            15_000e18, staking.selfStake(operators[0]), DEVIATION_BPS, PAYER_SHARE_BPS, REPORTER_SHARE_BPS
+        );
         assertEq(amount, 3000e18, "20 %");
         vm.prank(keeper);
         assertEq(slasher.executeDeviation(proposalId), amount, "slashed");
@@ -259,8 +263,8 @@ contract ScenariosTest is SystemBase {
         );
         slasher.executeDeviation(proposalId);
 
-        assertEq(_claimSlashed(payer2), 1500e18, "payer claimed");
-        assertEq(_claimSlashed(reporter), 300e18, "proposer claimed");
+        assertEq(_claimSlashed(payer2), toPayer, "payer claimed");
+        assertEq(_claimSlashed(reporter), toReporter, "proposer claimed");
         assertEq(stk.balanceOf(address(staking)), _poolAssets(), "staking = pools");
     }
 
@@ -608,7 +612,7 @@ contract ScenariosTest is SystemBase {
         uint256 burnBefore = stk.balanceOf(BURN);
         uint256 amount;
         (amount, toPayer, toReporter, burned) =
-            SystemMath.slash(stakeBefore, MISSED_BPS, PAYER_SHARE_BPS, REPORTER_SHARE_BPS);
+            SystemMath.slash(stakeBefore, staking.selfStake(op), MISSED_BPS, PAYER_SHARE_BPS, REPORTER_SHARE_BPS);
         vm.prank(reporter);
         assertEq(slasher.reportMissedDeadline(callId, op, slot), amount, "missed-deadline slash");
         assertEq(staking.slashableStake(op), stakeBefore - amount, "pool penalised");

@@ -775,7 +775,8 @@ contract SystemHandler {
     function _slashed(address op, address rep, address callPayer, uint256 bps, bytes memory data) private {
         SlashCheck memory x;
         x.assets = staking.slashableStake(op);
-        (x.amount, x.toPayer, x.toReporter, x.toBurn) = SystemMath.slash(x.assets, bps, 5000, 1000);
+        (x.amount, x.toPayer, x.toReporter, x.toBurn) =
+            SystemMath.slash(x.assets, staking.selfStake(op), bps, 5000, 1000);
         x.payerBefore = staking.slashedClaimable(callPayer);
         x.reporterBefore = staking.slashedClaimable(rep);
         x.burnBefore = stk.balanceOf(BURN);

@@ -90,9 +90,10 @@ library SystemMath {
         }
     }
 
-    /// @notice Amount a slash of `bps` takes from `stake`, and the payer's and reporter's parts (the rest is burned),
-    /// as docs/protocol.md "Faults" and docs/design/slashing.md specify (bps ≤ 10,000 in these tests).
-    function slash(uint256 stake, uint256 bps, uint256 payerBps, uint256 reporterBps)
+    /// @notice Amount a slash of `bps` takes from `stake` (the pool's assets, of which `own` is the operator's own),
+    /// and the payer's and reporter's parts (the rest is burned), as docs/protocol.md "Faults" specifies: together
+    /// they get at most half of the operator's own loss, scaled proportionally (bps ≤ 10,000 in these tests).
+    function slash(uint256 stake, uint256 own, uint256 bps, uint256 payerBps, uint256 reporterBps)
         internal
         pure
         returns (uint256 amount, uint256 toPayer, uint256 toReporter, uint256 burned)
@@ -100,6 +101,14 @@ library SystemMath {
         amount = stake * bps / BPS;
         toPayer = amount * payerBps / BPS;
         toReporter = amount * reporterBps / BPS;
+        if (amount != 0) {
+            uint256 cap = Math.mulDiv(amount, own, stake) / 2;
+            uint256 payout = toPayer + toReporter;
+            if (payout > cap) {
+                toPayer = Math.mulDiv(toPayer, cap, payout);
+                toReporter = Math.mulDiv(toReporter, cap, payout);
+            }
+        }
         burned = amount - toPayer - toReporter;
     }
 }

@@ -682,19 +682,39 @@ contract VouchStakingTest is StakingBase {
     function test_Slash_SplitsAndBurns() external {
         _registerOperator(op1, SELF);
         _delegate(alice, op1, 1000e18);
+        // Payer and reporter ask for 60 of a 200 slash; the operator's own stake (half the pool) loses 100, so
+        // together they get at most 50, scaled proportionally; the rest is burned.
+        uint256 toPayer = uint256(50e18) * 50e18 / 60e18;
+        uint256 toReporter = uint256(10e18) * 50e18 / 60e18;
+        uint256 burned = 200e18 - toPayer - toReporter;
         vm.expectEmit(address(staking));
-        emit VouchStaking.Slashed(op1, 200e18, carol, 50e18, bob, 10e18, 140e18);
+        emit VouchStaking.Slashed(op1, 200e18, carol, toPayer, bob, toReporter, burned);
         vm.prank(slasher);
         uint256 slashed = staking.slash(op1, 200e18, _split(carol, 50e18, bob, 10e18));
         assertEq(slashed, 200e18, "slashed");
         assertEq(staking.slashableStake(op1), 1800e18, "pool assets");
-        assertEq(staking.slashedClaimable(carol), 50e18, "payer credit");
-        assertEq(staking.slashedClaimable(bob), 10e18, "reporter credit");
-        assertEq(stk.balanceOf(DEAD), 140e18, "burned");
+        assertEq(staking.slashedClaimable(carol), toPayer, "payer credit");
+        assertEq(staking.slashedClaimable(bob), toReporter, "reporter credit");
+        assertEq(stk.balanceOf(DEAD), burned, "burned");
         // Every share lost 10 %.
         assertEq(staking.delegatedStake(op1, alice), 900e18, "alice lost 10%");
         assertEq(staking.selfStake(op1), 900e18, "operator lost 10%");
-        assertEq(stk.balanceOf(address(staking)), 1800e18 + 60e18, "held: pool + claimable");
+        assertEq(stk.balanceOf(address(staking)), 1800e18 + toPayer + toReporter, "held: pool + claimable");
+    }
+
+    function test_Slash_SelfReportNeverPays() external {
+        // The operator holds 10 % of its pool, pays for a call, equivocates and reports itself (payer and reporter
+        // are its own addresses) under a blueprint asking 100 % slash and 100 % to payer + reporter.
+        _registerOperator(op1, SELF);
+        _delegate(alice, op1, 9 * SELF);
+        uint256 pool = staking.slashableStake(op1);
+        vm.prank(slasher);
+        staking.slash(op1, pool, _split(op1, pool / 2, op1, pool / 2));
+        // It lost its whole self-stake and got back at most half of it.
+        assertLe(staking.slashedClaimable(op1), SELF / 2, "credit capped at half of the own loss");
+        assertEq(staking.selfStake(op1), 0, "self-stake gone");
+        assertEq(staking.delegatedStake(op1, alice), 0, "delegators' stake burned, not taken");
+        assertEq(stk.balanceOf(DEAD), pool - staking.slashedClaimable(op1), "the rest burned");
     }
 
     function test_Slash_CappedScalesSplit() external {
@@ -796,13 +816,13 @@ contract VouchStakingTest is StakingBase {
     function test_ClaimSlashed() external {
         _registerOperator(op1, SELF);
         vm.prank(slasher);
-        staking.slash(op1, 100e18, _split(carol, 70e18, bob, 0));
+        staking.slash(op1, 100e18, _split(carol, 40e18, bob, 0));
         uint256 before = stk.balanceOf(carol);
         vm.expectEmit(address(staking));
-        emit VouchStaking.SlashedClaimed(carol, 70e18);
+        emit VouchStaking.SlashedClaimed(carol, 40e18);
         vm.prank(carol);
-        assertEq(staking.claimSlashed(), 70e18, "claimed");
-        assertEq(stk.balanceOf(carol), before + 70e18, "received");
+        assertEq(staking.claimSlashed(), 40e18, "claimed");
+        assertEq(stk.balanceOf(carol), before + 40e18, "received");
         assertEq(staking.slashedClaimable(carol), 0, "cleared");
     }
 
