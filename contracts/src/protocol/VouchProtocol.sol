@@ -561,8 +561,8 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
             return false;
         }
         Policy storage policy = _blueprints[s.blueprintId].policy;
-        (uint256 count, uint256 stake) = _signerWeight(s, signerBitmap);
-        return count >= policy.minSigners && stake * BPS >= policy.quorumBps * s.totalStake;
+        (uint256 count, uint256 stake, uint256 total) = _signerWeight(s, signerBitmap);
+        return count >= policy.minSigners && stake != 0 && stake * BPS >= policy.quorumBps * total;
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -746,8 +746,8 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     }
 
     /// @dev Checks the bitmap and the quorum; returns the signers with their weights (snapshot stake capped by current
-    /// slashable stake), operators and current commission rates, and zeroed accumulators. The denominator stays the
-    /// snapshot total, so stake that left makes the quorum harder to reach, never easier.
+    /// slashable stake), operators and current commission rates, and zeroed accumulators. The quorum is taken over the
+    /// whole set's current weights, so a member that left neither counts for the signers nor blocks the others.
     function _quorum(uint64 serviceId, uint256 bitmap) private view returns (Payout memory pay) {
         Service storage s = _services[serviceId];
         Blueprint storage b = _blueprints[s.blueprintId];
@@ -765,19 +765,22 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         pay.stakes = new uint256[](count);
         pay.operators = new address[](count);
         uint256 stake;
-        uint256 remaining = bitmap;
-        for (uint256 k; k < count; ++k) {
-            uint256 slot = _lowestBit(remaining);
-            remaining &= remaining - 1;
+        uint256 totalStake;
+        uint256 k;
+        for (uint256 slot; slot < n; ++slot) {
             address operator = s.operators[slot];
             uint256 weight = _weight(s.stakes[slot], operator);
-            pay.slots[k] = slot;
-            pay.operators[k] = operator;
-            pay.stakes[k] = weight;
-            stake += weight;
+            totalStake += weight;
+            if ((bitmap >> slot) & 1 == 1) {
+                pay.slots[k] = slot;
+                pay.operators[k] = operator;
+                pay.stakes[k] = weight;
+                stake += weight;
+                ++k;
+            }
         }
-        uint256 totalStake = s.totalStake;
-        if (stake * BPS < uint256(policy.quorumBps) * totalStake) {
+        // Nothing at risk certifies nothing, even if every member's stake is gone.
+        if (stake == 0 || stake * BPS < uint256(policy.quorumBps) * totalStake) {
             revert QuorumNotReached(stake, totalStake, policy.quorumBps);
         }
         pay.signerStake = stake;
@@ -874,12 +877,20 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         }
     }
 
-    /// @dev Number of signers and their weight (bitmap assumed to fit).
-    function _signerWeight(Service storage s, uint256 bitmap) private view returns (uint256 count, uint256 stake) {
-        for (uint256 remaining = bitmap; remaining != 0; remaining &= remaining - 1) {
-            uint256 slot = _lowestBit(remaining);
-            stake += _weight(s.stakes[slot], s.operators[slot]);
-            ++count;
+    /// @dev Number of signers, their weight and the whole set's weight (bitmap assumed to fit).
+    function _signerWeight(Service storage s, uint256 bitmap)
+        private
+        view
+        returns (uint256 count, uint256 stake, uint256 total)
+    {
+        uint256 n = s.operators.length;
+        for (uint256 slot; slot < n; ++slot) {
+            uint256 weight = _weight(s.stakes[slot], s.operators[slot]);
+            total += weight;
+            if ((bitmap >> slot) & 1 == 1) {
+                stake += weight;
+                ++count;
+            }
         }
     }
 

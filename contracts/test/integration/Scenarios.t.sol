@@ -635,13 +635,13 @@ contract ScenariosTest is SystemBase {
         slasher.reportEquivocation(serviceId, evidenceCall, op2, 2, a, b);
         assertEq(staking.slashableStake(op2), 15_000e18, "op2 halved");
 
-        // {0, 2} weighed 45k of 65k at activation; now 15k + 15k = 30k: below the quorum.
+        // {0, 2} weighed 45k of 65k at activation; now 15k + 15k = 30k of the set's 50k at risk: below the quorum.
         uint64 callId = _callJob(payer, 0, "weights: call");
         bytes memory pair = _certify(callId, RESULT, 0x5);
         assertFalse(protocol.quorumReached(serviceId, 0x5), "{0,2} below quorum now");
         vm.prank(keeper);
         vm.expectRevert(
-            abi.encodeWithSelector(VouchProtocolEvents.QuorumNotReached.selector, 30_000e18, 65_000e18, QUORUM_BPS)
+            abi.encodeWithSelector(VouchProtocolEvents.QuorumNotReached.selector, 30_000e18, 50_000e18, QUORUM_BPS)
         );
         protocol.settle(callId, RESULT, 0x5, pair);
 
@@ -700,7 +700,7 @@ contract ScenariosTest is SystemBase {
         bytes memory lateSig = _certify(late, RESULT, 0x5);
         vm.prank(keeper);
         vm.expectRevert(
-            abi.encodeWithSelector(VouchProtocolEvents.QuorumNotReached.selector, 40_000e18, 65_000e18, QUORUM_BPS)
+            abi.encodeWithSelector(VouchProtocolEvents.QuorumNotReached.selector, 40_000e18, 60_000e18, QUORUM_BPS)
         );
         protocol.settle(late, RESULT, 0x5, lateSig);
         _assertBooksBalance();

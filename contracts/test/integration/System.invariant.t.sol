@@ -632,22 +632,22 @@ contract SystemHandler {
     }
 
     /// @dev `TooFewSigners` / `QuorumNotReached` for `bitmap` (policy: 2 signers whose weights — snapshot stake
-    /// capped by the stake still slashable — reach 6667 bps of the snapshot total).
+    /// capped by the stake still slashable — reach 6667 bps of the whole set's weights, and are not zero).
     function _quorumRefusal(uint256 bitmap) private view returns (bytes memory) {
-        IVouchProtocol.Service memory s = protocol.getService(service);
         uint256[] memory weights = _weights();
         uint256 count;
         uint256 stake;
+        uint256 total;
         for (uint256 i; i < SLOTS; ++i) {
+            total += weights[i];
             if ((bitmap >> i) & 1 == 1) {
                 ++count;
                 stake += weights[i];
             }
         }
         if (count < 2) return abi.encodeWithSelector(VouchProtocolEvents.TooFewSigners.selector, count, 2);
-        if (stake * BPS < 6667 * s.totalStake) {
-            return
-                abi.encodeWithSelector(VouchProtocolEvents.QuorumNotReached.selector, stake, s.totalStake, uint16(6667));
+        if (stake == 0 || stake * BPS < 6667 * total) {
+            return abi.encodeWithSelector(VouchProtocolEvents.QuorumNotReached.selector, stake, total, uint16(6667));
         }
         return "";
     }

@@ -930,16 +930,32 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     function test_RevertWhen_SignerStakeLeftSinceActivation() external {
         uint64 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
-        bytes memory sig = _certify(serviceId, callId, r, 0xE); // slots 1, 2, 3: 9000 of 10000 at activation
-        assertTrue(protocol.quorumReached(serviceId, 0xE), "quorum with the snapshot stakes");
-        // The operator of slot 3 (snapshot 4000) has since unstaked down to 1000: it vouches with 1000 only.
-        staking.setActiveStake(serviceOperators[3], 1000e18);
-        assertFalse(protocol.quorumReached(serviceId, 0xE), "weights are capped by the stake still at risk");
-        vm.expectRevert(abi.encodeWithSelector(QuorumNotReached.selector, 6000e18, 10_000e18, 6667));
-        protocol.settle(callId, r, 0xE, sig);
-        // Stake above the snapshot never adds weight.
-        staking.setActiveStake(serviceOperators[3], 50_000e18);
-        protocol.settle(callId, r, 0xE, sig);
+        // Snapshot 1000 / 2000 / 3000 / 4000. Slots 0, 1, 2 (6000 of 10000) miss the 2/3 quorum.
+        bytes memory light = _certify(serviceId, callId, r, 0x7);
+        assertFalse(protocol.quorumReached(serviceId, 0x7), "6000 of 10000");
+        // The operator of slot 2 (snapshot 3000) has since unstaked down to 1000: it vouches with 1000 only, and
+        // the set's total shrinks to 8000: 1000 + 2000 + 1000 = 4000 of 8000 still misses.
+        staking.setActiveStake(serviceOperators[2], 1000e18);
+        vm.expectRevert(abi.encodeWithSelector(QuorumNotReached.selector, 4000e18, 8000e18, 6667));
+        protocol.settle(callId, r, 0x7, light);
+        // The operator of slot 3 (snapshot 4000) leaves instead: slots 0, 1, 2 now hold 6000 of 6000 at risk, so a
+        // departure does not block the others (liveness), and stake above the snapshot never adds weight.
+        staking.setActiveStake(serviceOperators[2], 50_000e18);
+        staking.setActiveStake(serviceOperators[3], 0);
+        assertTrue(protocol.quorumReached(serviceId, 0x7), "6000 of 6000");
+        protocol.settle(callId, r, 0x7, light);
+    }
+
+    function test_RevertWhen_NothingAtRisk() external {
+        uint64 callId = _call(serviceId, 0);
+        bytes32 r = keccak256("r");
+        bytes memory all = _certify(serviceId, callId, r, 0xF);
+        for (uint256 i; i < 4; ++i) {
+            staking.setActiveStake(serviceOperators[i], 0);
+        }
+        assertFalse(protocol.quorumReached(serviceId, 0xF), "no stake at risk");
+        vm.expectRevert(abi.encodeWithSelector(QuorumNotReached.selector, 0, 0, 6667));
+        protocol.settle(callId, r, 0xF, all);
     }
 
     function test_RevertWhen_SettleCertificateInvalid() external {
