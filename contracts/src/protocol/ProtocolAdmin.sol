@@ -197,6 +197,7 @@ library ProtocolAdmin {
         uint256 n = operators.length;
         if (n == 0 || n > MAX_OPERATORS) revert E.InvalidOperatorCount(n);
         if (n < b.policy.minSigners) revert E.TooFewOperators(n, b.policy.minSigners);
+        // forge-lint: disable-next-line(block-timestamp) expiry granularity is hours to months, not seconds
         if (expiry <= block.timestamp) revert E.InvalidExpiry(expiry);
         address hooks = b.hooks;
         for (uint256 i; i < n; ++i) {
@@ -281,12 +282,14 @@ library ProtocolAdmin {
         if (slot == 0) revert E.NotServiceOperator(serviceId, msg.sender);
         if (!staking.isOperator(msg.sender)) revert E.NotOperator(msg.sender);
         if (staking.isJailed(msg.sender)) revert E.OperatorJailed(msg.sender);
+        // forge-lint: disable-next-line(incorrect-shift) bit `slot - 1` of the approval bitmap
         uint256 bit = 1 << (slot - 1);
         uint256 approved = approvals[serviceId];
         if (approved & bit != 0) revert E.AlreadyApproved(serviceId, msg.sender);
         approved |= bit;
         approvals[serviceId] = approved;
         emit E.ServiceApproved(serviceId, msg.sender);
+        // forge-lint: disable-next-line(incorrect-shift) all-ones mask of the set size (≤ 191, so no overflow)
         if (approved == (1 << s.operators.length) - 1) _activate(s, serviceId, staking, registry);
     }
 
