@@ -19,6 +19,9 @@ interface IVouchStaking {
     /// @notice Stake token (any ERC-20).
     function stakeToken() external view returns (address);
 
+    /// @notice Token delegator rewards are paid in: the protocol's payment token.
+    function paymentToken() external view returns (address);
+
     /// @notice Delay between an unstake request and its withdrawal; longer than any job deadline plus dispute window.
     function unbondingDelay() external view returns (uint64);
 

@@ -170,6 +170,9 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         if (address(registry_) == address(0)) revert ZeroAddress();
         if (treasury_ == address(0)) revert ZeroAddress();
         if (protocolFeeBps_ > BPS) revert InvalidBps(protocolFeeBps_);
+        // Delegator rewards are transferred to staking in the payment token: both must name the same token.
+        address rewardToken = staking_.paymentToken();
+        if (rewardToken != address(paymentToken_)) revert PaymentTokenMismatch(address(paymentToken_), rewardToken);
         _TOKEN = paymentToken_;
         STAKING = staking_;
         KEY_REGISTRY = registry_;

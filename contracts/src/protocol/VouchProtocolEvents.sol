@@ -215,6 +215,11 @@ abstract contract VouchProtocolEvents {
     /// @notice A required address is zero.
     error ZeroAddress();
 
+    /// @notice The staking contract pays delegator rewards in another token than the protocol's payment token.
+    /// @param paymentToken The protocol's payment token.
+    /// @param stakingPaymentToken The staking contract's reward token.
+    error PaymentTokenMismatch(address paymentToken, address stakingPaymentToken);
+
     /// @notice A basis-point value above 10,000.
     /// @param bps The value.
     error InvalidBps(uint256 bps);

@@ -747,8 +747,7 @@ contract VouchStaking is IVouchStaking, ReentrancyGuardTransient {
         return address(_stakeToken);
     }
 
-    /// @notice Token rewards are paid in.
-    /// @return The payment token.
+    /// @inheritdoc IVouchStaking
     function paymentToken() external view returns (address) {
         return address(_paymentToken);
     }

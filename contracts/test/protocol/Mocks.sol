@@ -89,6 +89,11 @@ contract MockStaking is IVouchStaking {
     }
 
     /// @inheritdoc IVouchStaking
+    function paymentToken() external view returns (address) {
+        return address(PAYMENT_TOKEN);
+    }
+
+    /// @inheritdoc IVouchStaking
     function isOperator(address operator) external view returns (bool) {
         return _registered[operator];
     }

@@ -61,6 +61,12 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         new VouchProtocol(t, staking, registry, address(0), 0);
     }
 
+    function test_RevertWhen_StakingPaysRewardsInAnotherToken() external {
+        MockStaking other = new MockStaking(IERC20(address(0xBEEF)));
+        vm.expectRevert(abi.encodeWithSelector(PaymentTokenMismatch.selector, address(token), address(0xBEEF)));
+        new VouchProtocol(IERC20(address(token)), other, registry, treasury, 0);
+    }
+
     function test_RevertWhen_ConstructorFeeAbove10000() external {
         vm.expectRevert(abi.encodeWithSelector(InvalidBps.selector, 10_001));
         new VouchProtocol(IERC20(address(token)), staking, registry, treasury, 10_001);
@@ -597,7 +603,11 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
 
     function test_RevertWhen_TokenTakesAFee() external {
         FeeToken fee = new FeeToken();
-        VouchProtocol p = new VouchProtocol(IERC20(address(fee)), staking, registry, treasury, PROTOCOL_FEE_BPS);
+        MockStaking feeStaking = new MockStaking(IERC20(address(fee)));
+        for (uint256 i; i < 2; ++i) {
+            feeStaking.setOperator(keys[i].operator, (i + 1) * 1000e18, 0);
+        }
+        VouchProtocol p = new VouchProtocol(IERC20(address(fee)), feeStaking, registry, treasury, PROTOCOL_FEE_BPS);
         vm.prank(developer);
         uint64 bp = p.createBlueprint("", bytes32(0), _jobs(), _policy(), address(0), address(0));
         address[] memory operators = _operators(2);

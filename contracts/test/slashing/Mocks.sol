@@ -142,6 +142,11 @@ contract MockVouchStaking is IVouchStaking {
     }
 
     /// @inheritdoc IVouchStaking
+    function paymentToken() external pure returns (address) {
+        return address(0);
+    }
+
+    /// @inheritdoc IVouchStaking
     function unbondingDelay() external pure returns (uint64) {
         return 60 days;
     }
