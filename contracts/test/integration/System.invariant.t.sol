@@ -10,7 +10,7 @@ import {VouchSlasher} from "../../src/slashing/VouchSlasher.sol";
 import {VouchStaking} from "../../src/staking/VouchStaking.sol";
 import {StakeToken} from "../../src/tokens/StakeToken.sol";
 import {VouchUSD} from "../../src/tokens/VouchUSD.sol";
-import {BlsSigner} from "../protocol/BlsSigner.sol";
+import {BlsSigner} from "../utils/BlsSigner.sol";
 import {Vm} from "../utils/Test.sol";
 import {SystemBase, SystemMath} from "./SystemBase.sol";
 

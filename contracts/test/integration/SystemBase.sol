@@ -11,7 +11,7 @@ import {VouchSlasher} from "../../src/slashing/VouchSlasher.sol";
 import {VouchStaking} from "../../src/staking/VouchStaking.sol";
 import {StakeToken} from "../../src/tokens/StakeToken.sol";
 import {VouchUSD} from "../../src/tokens/VouchUSD.sol";
-import {BlsSigner} from "../protocol/BlsSigner.sol";
+import {BlsSigner} from "../utils/BlsSigner.sol";
 import {SlashSigner} from "../slashing/SlashSigner.sol";
 
 /// @title SystemMath

@@ -8,7 +8,7 @@ import {IVouchProtocol} from "../../src/interfaces/IVouchProtocol.sol";
 import {VouchProtocol} from "../../src/protocol/VouchProtocol.sol";
 import {VouchUSD} from "../../src/tokens/VouchUSD.sol";
 import {VectorTest} from "../utils/Vectors.sol";
-import {BlsSigner} from "./BlsSigner.sol";
+import {BlsSigner} from "../utils/BlsSigner.sol";
 import {MockHooks, MockStaking} from "./Mocks.sol";
 
 /// @title ProtocolBase

@@ -6,7 +6,7 @@ import {IVouchProtocol} from "../../src/interfaces/IVouchProtocol.sol";
 import {VouchProtocol} from "../../src/protocol/VouchProtocol.sol";
 import {VouchUSD} from "../../src/tokens/VouchUSD.sol";
 import {Vm} from "../utils/Test.sol";
-import {BlsSigner} from "./BlsSigner.sol";
+import {BlsSigner} from "../utils/BlsSigner.sol";
 import {MockStaking} from "./Mocks.sol";
 import {ProtocolBase} from "./ProtocolBase.sol";
 

@@ -7,7 +7,7 @@ import {IVouchProtocol} from "../../src/interfaces/IVouchProtocol.sol";
 import {VouchProtocol} from "../../src/protocol/VouchProtocol.sol";
 import {VouchProtocolEvents} from "../../src/protocol/VouchProtocolEvents.sol";
 import {VouchUSD} from "../../src/tokens/VouchUSD.sol";
-import {BlsSigner} from "./BlsSigner.sol";
+import {BlsSigner} from "../utils/BlsSigner.sol";
 import {FeeToken, MockHooks, MockStaking} from "./Mocks.sol";
 import {ProtocolBase} from "./ProtocolBase.sol";
 import {Vm} from "../utils/Test.sol";

@@ -1,19 +1,15 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {BLS} from "../../src/bls/BLS.sol";
-import {Domain} from "../../src/bls/Domain.sol";
 import {VouchDigest} from "../../src/bls/VouchDigest.sol";
 import {VouchSlasher} from "../../src/slashing/VouchSlasher.sol";
+import {BlsSigner} from "../utils/BlsSigner.sol";
 import {VectorTest} from "../utils/Vectors.sol";
 
 /// @title SlashSigner
 /// @notice Makes real BLS signatures and slashing evidence in tests: `sig = sk · H(digest)` with the EIP-2537 G2MSM
 /// precompile on `BLS.hashToG2(digest, Domain.DST_RESULT)`, and batch trees with their Merkle proofs.
 abstract contract SlashSigner is VectorTest {
-    /// @notice EIP-2537 G2 multi-scalar multiplication precompile.
-    address internal constant G2MSM = address(0x0e);
-
     /// @notice One leaf of a batch: a statement about a call.
     struct Leaf {
         uint64 callId;
@@ -21,11 +17,9 @@ abstract contract SlashSigner is VectorTest {
         bytes32 resultHash;
     }
 
-    /// @notice `sk · H(digest)` under `Domain.DST_RESULT` (256-byte EIP-2537 G2 point).
+    /// @notice `sk · H(digest)` under `Domain.DST_RESULT` (256-byte EIP-2537 G2 point), via the shared `BlsSigner`.
     function _sign(uint256 secretKey, bytes32 digest) internal view returns (bytes memory signature) {
-        bool ok;
-        (ok, signature) = G2MSM.staticcall(abi.encodePacked(BLS.hashToG2(digest, Domain.DST_RESULT), secretKey));
-        assertTrue(ok && signature.length == 256, "G2MSM");
+        return BlsSigner.sign(secretKey, digest);
     }
 
     /// @notice Single-form evidence: `secretKey` signs the result digest of the statement.
