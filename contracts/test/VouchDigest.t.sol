@@ -41,6 +41,25 @@ contract VouchDigestTest is VectorTest {
         harness = new BLSHarness();
     }
 
+    function test_PaidCallIdAndRecordLeaf_MatchVector() external view {
+        string memory json = _readVectors();
+        address from = vm.parseJsonAddress(json, ".paidCall.from");
+        bytes32 nonce = vm.parseJsonBytes32(json, ".paidCall.nonce");
+        uint256 callId = VouchDigest.paidCallId(from, nonce);
+        assertEq(callId, uint256(vm.parseJsonBytes32(json, ".paidCall.callId")), "paidCall.callId");
+        assertEq(callId, uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce))), "spec encoding");
+        assertGt(callId, type(uint64).max, "far from the callJob counter range");
+        bytes32 leaf = VouchDigest.paidRecordLeaf(
+            from,
+            nonce,
+            uint8(vm.parseJsonUint(json, ".paidCall.jobIndex")),
+            vm.parseJsonUint(json, ".paidCall.payment"),
+            vm.parseJsonBytes32(json, ".paidCall.inputsHash"),
+            vm.parseJsonBytes32(json, ".paidCall.resultHash")
+        );
+        assertEq(leaf, vm.parseJsonBytes32(json, ".paidCall.recordLeaf"), "paidCall.recordLeaf");
+    }
+
     function test_ResultDigest_MatchesVector() external view {
         string memory json = _readVectors();
         ResultVector memory r = abi.decode(

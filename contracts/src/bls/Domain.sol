@@ -19,6 +19,9 @@ library Domain {
     /// @notice Tag of a batch digest: `keccak256("vouch.v1.batch")`.
     bytes32 internal constant BATCH_TAG = keccak256("vouch.v1.batch");
 
+    /// @notice Tag of the call id of an x402 payment: `keccak256("vouch.v1.paid-call")`.
+    bytes32 internal constant PAID_CALL_TAG = keccak256("vouch.v1.paid-call");
+
     /// @notice Tag of a proof-of-possession digest: `keccak256("vouch.v1.pop")`.
     bytes32 internal constant POP_TAG = keccak256("vouch.v1.pop");
 }

@@ -24,11 +24,23 @@ library VouchDigest {
         uint256 chainId,
         address protocol,
         uint64 serviceId,
-        uint64 callId,
+        uint256 callId,
         bytes32 inputsHash,
         bytes32 resultHash
     ) internal pure returns (bytes32) {
         return keccak256(abi.encode(Domain.RESULT_TAG, chainId, protocol, serviceId, callId, inputsHash, resultHash));
+    }
+
+    /// @notice Call id of the call an x402 (EIP-3009) authorization pays for:
+    /// `uint256(keccak256(abi.encode(PAID_CALL_TAG, from, nonce)))`.
+    /// @dev Known before anything reaches the chain, so operators can sign a paid call's result first and the payment
+    /// and certificate can be settled together later. The token lets `(from, nonce)` be used once, so the id is
+    /// unique; 256 bits keep it apart from the counter ids of `callJob` (below 2^64) and from every other paid call.
+    /// @param from The payer (authorizer).
+    /// @param nonce The authorization's EIP-3009 nonce.
+    /// @return The call id.
+    function paidCallId(address from, bytes32 nonce) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(Domain.PAID_CALL_TAG, from, nonce)));
     }
 
     /// @notice Leaf of a batch tree: `keccak256(abi.encode(callId, inputsHash, resultHash))`.
@@ -37,8 +49,29 @@ library VouchDigest {
     /// @param inputsHash Hash of the call inputs.
     /// @param resultHash Hash of the result.
     /// @return The leaf.
-    function batchLeaf(uint64 callId, bytes32 inputsHash, bytes32 resultHash) internal pure returns (bytes32) {
+    function batchLeaf(uint256 callId, bytes32 inputsHash, bytes32 resultHash) internal pure returns (bytes32) {
         return keccak256(abi.encode(callId, inputsHash, resultHash));
+    }
+
+    /// @notice Leaf of a paid batch's record tree (`VouchProtocol.settlePaidBatch`), which the protocol keeps so that
+    /// one call of the batch can later be proven (for slashing) without storing anything per call:
+    /// `keccak256(abi.encode(from, nonce, jobIndex, payment, inputsHash, resultHash))`.
+    /// @param from The payer.
+    /// @param nonce The authorization's nonce.
+    /// @param jobIndex The job.
+    /// @param payment The amount collected (0 when the authorization had been used elsewhere).
+    /// @param inputsHash Hash of the call inputs.
+    /// @param resultHash The certified result.
+    /// @return The leaf.
+    function paidRecordLeaf(
+        address from,
+        bytes32 nonce,
+        uint8 jobIndex,
+        uint256 payment,
+        bytes32 inputsHash,
+        bytes32 resultHash
+    ) internal pure returns (bytes32) {
+        return keccak256(abi.encode(from, nonce, jobIndex, payment, inputsHash, resultHash));
     }
 
     /// @notice Root of the batch tree over `leaves` in batch order.

@@ -18,5 +18,5 @@ interface IBlueprintHooks {
     function allowJobCall(uint64 serviceId, uint8 jobIndex, address caller) external view returns (bool);
 
     /// @notice A call was settled with `resultHash`.
-    function onResult(uint64 serviceId, uint64 callId, bytes32 resultHash) external;
+    function onResult(uint64 serviceId, uint256 callId, bytes32 resultHash) external;
 }

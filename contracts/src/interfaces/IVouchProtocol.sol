@@ -80,6 +80,16 @@ interface IVouchProtocol {
         uint256 signerBitmap; // set on settlement
     }
 
+    /// @notice A batch of x402 calls paid and settled at once by `settlePaidBatch` (nothing is stored per call; one
+    /// call is proven against `recordRoot`, see `VouchDigest.paidRecordLeaf`).
+    struct PaidBatch {
+        uint64 serviceId;
+        uint64 settledAt; // block time of the settlement
+        uint32 count; // entries, paid or skipped
+        uint256 signerBitmap; // the certificate's signers
+        bytes32 recordRoot; // `VouchDigest.batchRoot` over the entries' record leaves, in entry order
+    }
+
     /// @notice Registered blueprint `blueprintId`.
     function getBlueprint(uint64 blueprintId) external view returns (Blueprint memory);
 
@@ -87,7 +97,10 @@ interface IVouchProtocol {
     function getService(uint64 serviceId) external view returns (Service memory);
 
     /// @notice Call `callId` (call ids are global).
-    function getCall(uint64 callId) external view returns (Call memory);
+    function getCall(uint256 callId) external view returns (Call memory);
+
+    /// @notice Paid batch `batchId` (all zero if unknown).
+    function getPaidBatch(uint256 batchId) external view returns (PaidBatch memory);
 
     /// @notice Payment token (EIP-3009).
     function paymentToken() external view returns (address);

@@ -338,6 +338,26 @@ library ProtocolAdmin {
     // Hooks
     // ---------------------------------------------------------------------------------------------------------------
 
+    // ---------------------------------------------------------------------------------------------------------------
+    // Views (their ABI encoders are large; the protocol returns these bytes as they are)
+    // ---------------------------------------------------------------------------------------------------------------
+
+    /// @notice ABI encoding of a blueprint as `VouchProtocol.getBlueprint` returns it.
+    /// @param b The blueprint.
+    /// @return The encoded return data.
+    function encodeBlueprint(IVouchProtocol.Blueprint storage b) external view returns (bytes memory) {
+        IVouchProtocol.Blueprint memory m = b;
+        return abi.encode(m);
+    }
+
+    /// @notice ABI encoding of a service as `VouchProtocol.getService` returns it.
+    /// @param s The service.
+    /// @return The encoded return data.
+    function encodeService(IVouchProtocol.Service storage s) external view returns (bytes memory) {
+        IVouchProtocol.Service memory m = s;
+        return abi.encode(m);
+    }
+
     /// @notice Calls a veto hook with `HOOK_GAS_LIMIT` gas (static: it cannot change state). Allowed only if it returns
     /// exactly `true`; a revert, a short return or running out of gas refuses. Copies at most 32 bytes of return data.
     /// @param hooks The hooks contract.

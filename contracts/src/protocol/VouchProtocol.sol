@@ -35,8 +35,30 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         uint256 value; // must equal the job price
         uint256 validAfter; // EIP-3009 validity window (exclusive bounds)
         uint256 validBefore;
-        bytes32 nonce; // EIP-3009 nonce; (from, nonce) opens at most one call
+        bytes32 nonce; // EIP-3009 nonce; the call id is `VouchDigest.paidCallId(from, nonce)`
         bytes signature; // 65-byte ECDSA or ERC-1271 signature of the authorization
+    }
+
+    /// @notice One entry of `settlePaidBatch`: an x402 payment for a job of the batch's service and the certified
+    /// result of that call. The authorization's value is the job price.
+    struct PaidResult {
+        address from; // payer (authorizer)
+        uint8 jobIndex; // job of the service's blueprint
+        uint256 validAfter; // EIP-3009 validity window (exclusive bounds)
+        uint256 validBefore;
+        bytes32 nonce; // EIP-3009 nonce; the call id is `VouchDigest.paidCallId(from, nonce)`
+        bytes signature; // 65-byte ECDSA or ERC-1271 signature of the authorization
+        bytes32 inputsHash; // keccak256 of the inputs
+        bytes32 resultHash; // the certified result
+    }
+
+    /// @dev Storage form of a `PaidBatch`: two slots for the whole batch, none per call.
+    struct PaidBatchRecord {
+        uint64 serviceId;
+        uint48 bitmapId; // signer bitmap id (`signerBitmapOf`)
+        uint64 settledAt; // block time of the settlement
+        uint32 count; // number of entries, paid or skipped
+        bytes32 recordRoot; // root over every entry's record leaf
     }
 
     /// @dev Storage form of a `Call`: four slots instead of six (the payment fits 96 bits because job prices are capped
@@ -138,13 +160,15 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     /// @notice Whether `caller` may open calls on a service without public access.
     mapping(uint64 serviceId => mapping(address caller => bool)) public isPermittedCaller;
     /// @dev Calls by id.
-    mapping(uint64 callId => CallRecord) private _calls;
+    mapping(uint256 callId => CallRecord) private _calls;
     /// @notice Signer bitmap with id `bitmapId` (settled calls refer to their certificate's bitmap by id).
     mapping(uint48 bitmapId => uint256 bitmap) public signerBitmapOf;
     /// @notice Id of a recorded signer bitmap (0 = not recorded yet).
     mapping(uint256 bitmap => uint48 bitmapId) public bitmapIdOf;
-    /// @notice Call opened by the EIP-3009 authorization `(from, nonce)` (0 = none).
-    mapping(address from => mapping(bytes32 nonce => uint64 callId)) public callIdOf;
+    /// @notice Number of `settlePaidBatch` batches (the last paid-batch id).
+    uint256 public paidBatchCount;
+    /// @dev Paid batches by id.
+    mapping(uint256 batchId => PaidBatchRecord) private _paidBatches;
     /// @notice Payment-token balance `account` may withdraw with `claim`.
     mapping(address account => uint256 amount) public claimable;
 
@@ -306,11 +330,12 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     function callJob(uint64 serviceId, uint8 jobIndex, bytes calldata inputs)
         external
         nonReentrant
-        returns (uint64 callId)
+        returns (uint256 callId)
     {
         (uint256 price, uint256 deadline) = _checkCall(serviceId, jobIndex, msg.sender);
-        callId = callCount + 1;
-        callCount = callId;
+        uint64 id = callCount + 1;
+        callCount = id;
+        callId = id;
         _openCall(callId, serviceId, jobIndex, msg.sender, price, deadline, keccak256(inputs));
         emit CallInputs(callId, inputs);
         accounted += price;
@@ -325,7 +350,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     function callJobs(uint64 serviceId, uint8[] calldata jobIndexes, bytes[] calldata inputs)
         external
         nonReentrant
-        returns (uint64 firstCallId)
+        returns (uint256 firstCallId)
     {
         uint256 n = jobIndexes.length;
         if (n == 0 || n != inputs.length) revert LengthMismatch(n, inputs.length);
@@ -351,13 +376,11 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     /// funds are unattributed surplus, never credited to a call; docs/design/protocol-contracts.md).
     /// @param p The payment and the call.
     /// @return callId The new call's id.
-    function openPaidCall(PaidCall calldata p) external nonReentrant returns (uint64 callId) {
-        uint64 existing = callIdOf[p.from][p.nonce];
-        if (existing != 0) revert PaidCallAlreadyOpened(p.from, p.nonce, existing);
+    function openPaidCall(PaidCall calldata p) external nonReentrant returns (uint256 callId) {
+        callId = VouchDigest.paidCallId(p.from, p.nonce);
+        if (_calls[callId].status != CallStatus.None) revert PaidCallAlreadyOpened(p.from, p.nonce, callId);
         if (_authorizationUsed(p.from, p.nonce)) revert AuthorizationAlreadyUsed(p.from, p.nonce);
         (uint256 price, uint256 deadline) = _checkPaidCall(p);
-        callId = callCount + 1;
-        callCount = callId;
         _openPaidCall(callId, p, price, deadline);
         accounted += price;
         uint256 balanceBefore = _TOKEN.balanceOf(address(this));
@@ -371,29 +394,28 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     /// @param ps The payments and their calls.
     /// @return callIds The call of each entry: the new call, the call the authorization opened earlier, or 0 when the
     /// authorization was used elsewhere.
-    function openPaidCalls(PaidCall[] calldata ps) external nonReentrant returns (uint64[] memory callIds) {
+    function openPaidCalls(PaidCall[] calldata ps) external nonReentrant returns (uint256[] memory callIds) {
         uint256 n = ps.length;
-        callIds = new uint64[](n);
-        uint64 callId = callCount;
+        callIds = new uint256[](n);
         uint256 total;
         uint256 balanceBefore = _TOKEN.balanceOf(address(this));
         for (uint256 i; i < n; ++i) {
             PaidCall calldata p = ps[i];
-            uint64 existing = callIdOf[p.from][p.nonce];
-            if (existing == 0 && !_authorizationUsed(p.from, p.nonce)) {
+            uint256 callId = VouchDigest.paidCallId(p.from, p.nonce);
+            bool opened = _calls[callId].status != CallStatus.None;
+            if (!opened && !_authorizationUsed(p.from, p.nonce)) {
                 (uint256 price, uint256 deadline) = _checkPaidCall(p);
-                ++callId;
                 _openPaidCall(callId, p, price, deadline);
                 // Checks-effects-interactions per entry: the call is recorded before the transfer; a failure reverts all.
                 _collect(p);
                 total += price;
                 callIds[i] = callId;
             } else {
+                uint256 existing = opened ? callId : 0;
                 emit PaidCallSkipped(p.from, p.nonce, existing);
                 callIds[i] = existing;
             }
         }
-        callCount = callId;
         accounted += total;
         _checkReceived(balanceBefore, total);
     }
@@ -412,7 +434,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     /// @param resultHash Hash of the result the signers vouch for.
     /// @param signerBitmap Bit i set = service operator slot i signed.
     /// @param signature 256-byte EIP-2537 G2 aggregate signature.
-    function settle(uint64 callId, bytes32 resultHash, uint256 signerBitmap, bytes calldata signature)
+    function settle(uint256 callId, bytes32 resultHash, uint256 signerBitmap, bytes calldata signature)
         external
         nonReentrant
     {
@@ -444,7 +466,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     /// @param signature 256-byte EIP-2537 G2 aggregate signature over the batch digest.
     function settleBatch(
         uint64 serviceId,
-        uint64[] calldata callIds,
+        uint256[] calldata callIds,
         bytes32[] calldata resultHashes,
         uint256 signerBitmap,
         bytes calldata signature
@@ -467,19 +489,61 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         }
     }
 
+    /// @notice x402 batch settlement: collects each entry's EIP-3009 payment and settles its call with one certificate
+    /// over `VouchDigest.batchDigest(chainid, this, serviceId, root, count)`, whose leaves are
+    /// `batchLeaf(paidCallId(from, nonce), inputsHash, resultHash)` in entry order. Nothing is escrowed and nothing is
+    /// stored per call: the payer pays only for a certified result, and the call can never be refunded or settled
+    /// again (the token consumes the nonce). Anyone may submit it.
+    /// @dev Checks every entry (service active and unexpired, payer permitted, job exists, hooks allow), the quorum and
+    /// the certificate; records the batch (`getPaidBatch`, two slots) and credits the fees; then executes the
+    /// authorizations, reverting the whole batch if one fails (e.g. the payer's balance is gone: the submitter drops
+    /// it and has the batch re-signed). An entry whose authorization was already used (this batch was submitted
+    /// before, or the authorization was opened with `openPaidCall` or front-run straight to the token) is certified
+    /// but neither collected nor paid: `PaidCallSkipped`. So a resubmitted batch costs nothing twice.
+    /// @param serviceId The service.
+    /// @param entries Payments and results, 1 to `MAX_BATCH_SIZE`, in leaf order.
+    /// @param signerBitmap Bit i set = service operator slot i signed.
+    /// @param signature 256-byte EIP-2537 G2 aggregate signature over the batch digest.
+    /// @return batchId The new paid batch.
+    function settlePaidBatch(
+        uint64 serviceId,
+        PaidResult[] calldata entries,
+        uint256 signerBitmap,
+        bytes calldata signature
+    ) external nonReentrant returns (uint256 batchId) {
+        uint256 n = entries.length;
+        if (n == 0 || n > MAX_BATCH_SIZE) revert InvalidBatchSize(n);
+        Payout memory pay = _quorum(serviceId, signerBitmap);
+        _recordBitmap(pay);
+        batchId = ++paidBatchCount;
+        uint256[] memory prices = _acceptPaidBatch(serviceId, batchId, entries, pay, signature);
+        uint256 total = pay.payment;
+        accounted += total;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint256 rewardTotal = _credit(serviceId, pay, uint32(n)); // ≤ MAX_BATCH_SIZE
+
+        uint256 balanceBefore = _TOKEN.balanceOf(address(this));
+        for (uint256 i; i < n; ++i) {
+            if (prices[i] != 0) _collectPaid(entries[i], prices[i]);
+        }
+        _checkReceived(balanceBefore, total);
+        _payDelegators(pay, rewardTotal);
+        if (pay.hooks != address(0)) _notifyPaid(pay.hooks, serviceId, entries);
+    }
+
     // ---------------------------------------------------------------------------------------------------------------
     // Refunds, claims, surplus
     // ---------------------------------------------------------------------------------------------------------------
 
     /// @notice Refunds an open call whose deadline passed: its whole payment becomes claimable by its payer. Anyone.
     /// @param callId The call.
-    function refund(uint64 callId) external {
+    function refund(uint256 callId) external {
         _refund(callId);
     }
 
     /// @notice `refund` for several calls; reverts if any cannot be refunded.
     /// @param callIds The calls.
-    function refundBatch(uint64[] calldata callIds) external {
+    function refundBatch(uint256[] calldata callIds) external {
         for (uint256 i; i < callIds.length; ++i) {
             _refund(callIds[i]);
         }
@@ -514,16 +578,16 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
 
     /// @inheritdoc IVouchProtocol
     function getBlueprint(uint64 blueprintId) external view returns (Blueprint memory) {
-        return _blueprints[blueprintId];
+        _returnRaw(ProtocolAdmin.encodeBlueprint(_blueprints[blueprintId]));
     }
 
     /// @inheritdoc IVouchProtocol
     function getService(uint64 serviceId) external view returns (Service memory) {
-        return _services[serviceId];
+        _returnRaw(ProtocolAdmin.encodeService(_services[serviceId]));
     }
 
     /// @inheritdoc IVouchProtocol
-    function getCall(uint64 callId) external view returns (Call memory call) {
+    function getCall(uint256 callId) external view returns (Call memory call) {
         CallRecord storage c = _calls[callId];
         call.serviceId = c.serviceId;
         call.jobIndex = c.jobIndex;
@@ -539,8 +603,27 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     }
 
     /// @inheritdoc IVouchProtocol
+    function getPaidBatch(uint256 batchId) external view returns (PaidBatch memory batch) {
+        PaidBatchRecord storage r = _paidBatches[batchId];
+        batch.serviceId = r.serviceId;
+        batch.settledAt = r.settledAt;
+        batch.count = r.count;
+        batch.recordRoot = r.recordRoot;
+        uint48 bitmapId = r.bitmapId;
+        if (bitmapId != 0) batch.signerBitmap = signerBitmapOf[bitmapId];
+    }
+
+    /// @inheritdoc IVouchProtocol
     function paymentToken() external view returns (address) {
         return address(_TOKEN);
+    }
+
+    /// @notice Id of the call an x402 authorization `(from, nonce)` pays for (`VouchDigest.paidCallId`).
+    /// @param from The payer.
+    /// @param nonce The authorization's nonce.
+    /// @return The call id.
+    function paidCallId(address from, bytes32 nonce) external pure returns (uint256) {
+        return VouchDigest.paidCallId(from, nonce);
     }
 
     /// @notice Slot of `operator` in a service's operator set.
@@ -568,9 +651,12 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         return count >= policy.minSigners && stake != 0 && stake * BPS >= policy.quorumBps * total;
     }
 
-    // ---------------------------------------------------------------------------------------------------------------
-    // Internals: blueprints and services
-    // ---------------------------------------------------------------------------------------------------------------
+    /// @dev Ends the call returning `data` verbatim (an ABI encoding made by `ProtocolAdmin`).
+    function _returnRaw(bytes memory data) private pure {
+        assembly ("memory-safe") {
+            return(add(data, 0x20), mload(data))
+        }
+    }
 
     // ---------------------------------------------------------------------------------------------------------------
     // Internals: calls
@@ -611,7 +697,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
 
     /// @dev Records a new open call and emits `CallOpened`.
     function _openCall(
-        uint64 callId,
+        uint256 callId,
         uint64 serviceId,
         uint8 jobIndex,
         address payer,
@@ -632,9 +718,8 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         emit CallOpened(callId, serviceId, jobIndex, payer, price, deadline, inputsHash);
     }
 
-    /// @dev Records the call of an x402 payment and its `(from, nonce)` key.
-    function _openPaidCall(uint64 callId, PaidCall calldata p, uint256 price, uint256 deadline) private {
-        callIdOf[p.from][p.nonce] = callId;
+    /// @dev Records the call of an x402 payment (its id is derived from `(from, nonce)`).
+    function _openPaidCall(uint256 callId, PaidCall calldata p, uint256 price, uint256 deadline) private {
         _openCall(callId, p.serviceId, p.jobIndex, p.from, price, deadline, p.inputsHash);
         emit PaidCallOpened(callId, p.from, p.nonce);
     }
@@ -652,6 +737,12 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
             );
     }
 
+    /// @dev Executes a paid-batch entry's authorization for `value` (its revert bubbles up).
+    function _collectPaid(PaidResult calldata e, uint256 value) private {
+        IERC3009(address(_TOKEN))
+            .transferWithAuthorization(e.from, address(this), value, e.validAfter, e.validBefore, e.nonce, e.signature);
+    }
+
     /// @dev Pulls exactly `amount` from `from` (fee-on-transfer tokens are refused).
     function _pull(address from, uint256 amount) private {
         uint256 balanceBefore = _TOKEN.balanceOf(address(this));
@@ -666,7 +757,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     }
 
     /// @dev Refunds one call.
-    function _refund(uint64 callId) private {
+    function _refund(uint256 callId) private {
         CallRecord storage c = _calls[callId];
         if (c.status != CallStatus.Open) revert CallNotOpen(callId, c.status);
         // forge-lint: disable-next-line(block-timestamp)
@@ -683,7 +774,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     // ---------------------------------------------------------------------------------------------------------------
 
     /// @dev Reverts unless the call is open and not past its deadline.
-    function _requireSettleable(CallRecord storage c, uint64 callId) private view {
+    function _requireSettleable(CallRecord storage c, uint256 callId) private view {
         if (c.status != CallStatus.Open) revert CallNotOpen(callId, c.status);
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp > c.deadline) revert DeadlinePassed(callId, c.deadline);
@@ -693,7 +784,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     /// certificate afterwards, and a failure reverts everything). Returns the batch digest the certificate must sign.
     function _settleCalls(
         uint64 serviceId,
-        uint64[] calldata callIds,
+        uint256[] calldata callIds,
         bytes32[] calldata resultHashes,
         Payout memory pay
     ) private returns (bytes32 digest) {
@@ -716,7 +807,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     }
 
     /// @dev Settles one call of a batch of `serviceId`; returns its leaf, job and payment.
-    function _settleOne(uint64 serviceId, Payout memory pay, uint64 callId, bytes32 resultHash)
+    function _settleOne(uint64 serviceId, Payout memory pay, uint256 callId, bytes32 resultHash)
         private
         returns (bytes32 leaf, uint256 job, uint256 payment)
     {
@@ -726,6 +817,69 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         leaf = VouchDigest.batchLeaf(callId, c.inputsHash, resultHash);
         _markSettled(c, callId, pay, resultHash);
         return (leaf, c.jobIndex, c.payment);
+    }
+
+    /// @dev Checks a paid batch's entries and certificate and records the batch (checks and effects); returns each
+    /// entry's price to collect (0 = skip).
+    function _acceptPaidBatch(
+        uint64 serviceId,
+        uint256 batchId,
+        PaidResult[] calldata entries,
+        Payout memory pay,
+        bytes calldata signature
+    ) private returns (uint256[] memory prices) {
+        bytes32 digest;
+        bytes32 recordRoot;
+        (digest, recordRoot, prices) = _paidEntries(serviceId, batchId, entries, pay);
+        _verify(pay.keySet, serviceId, pay.bitmap, digest, signature);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint32 count = uint32(entries.length); // ≤ MAX_BATCH_SIZE
+        _paidBatches[batchId] = PaidBatchRecord({
+            serviceId: serviceId,
+            bitmapId: pay.bitmapId,
+            settledAt: uint64(block.timestamp),
+            count: count,
+            recordRoot: recordRoot
+        });
+        emit PaidBatchSettled(batchId, serviceId, pay.bitmap, count, recordRoot);
+    }
+
+    /// @dev Checks the entries of a paid batch, splits the payments of those not yet used into `pay` and emits their
+    /// `PaidCallSettled` (or `PaidCallSkipped`); returns the batch digest the certificate must sign, the record root
+    /// and each entry's price to collect (0 = skip). Effects and checks only.
+    function _paidEntries(uint64 serviceId, uint256 batchId, PaidResult[] calldata entries, Payout memory pay)
+        private
+        returns (bytes32 digest, bytes32 recordRoot, uint256[] memory prices)
+    {
+        uint256 n = entries.length;
+        bytes32[] memory leaves = new bytes32[](n);
+        bytes32[] memory records = new bytes32[](n);
+        prices = new uint256[](n);
+        // As in `_settleCalls`: jobs[j] = paid entries of job j, jobs[MAX_JOBS + j] = its price.
+        uint256[] memory jobs = new uint256[](2 * MAX_JOBS);
+        for (uint256 i; i < n; ++i) {
+            PaidResult calldata e = entries[i];
+            (uint256 price,) = _checkCall(serviceId, e.jobIndex, e.from);
+            uint256 callId = VouchDigest.paidCallId(e.from, e.nonce);
+            leaves[i] = VouchDigest.batchLeaf(callId, e.inputsHash, e.resultHash);
+            if (_authorizationUsed(e.from, e.nonce)) {
+                emit PaidCallSkipped(e.from, e.nonce, _calls[callId].status == CallStatus.None ? 0 : callId);
+                price = 0;
+            } else {
+                prices[i] = price;
+                ++jobs[e.jobIndex];
+                jobs[MAX_JOBS + e.jobIndex] = price;
+                emit PaidCallSettled(callId, batchId, e.from, e.nonce, e.jobIndex, price, e.inputsHash, e.resultHash);
+            }
+            records[i] = VouchDigest.paidRecordLeaf(e.from, e.nonce, e.jobIndex, price, e.inputsHash, e.resultHash);
+        }
+        for (uint256 j; j < MAX_JOBS; ++j) {
+            if (jobs[j] != 0) _split(pay, jobs[MAX_JOBS + j], jobs[j]);
+        }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint32 count = uint32(n); // ≤ MAX_BATCH_SIZE
+        digest = VouchDigest.batchDigest(block.chainid, address(this), serviceId, VouchDigest.batchRoot(leaves), count);
+        recordRoot = VouchDigest.batchRoot(records);
     }
 
     /// @dev Reverts `InvalidCertificate` unless `signature` is the aggregate over `digest` of the `bitmap` signers of
@@ -740,7 +894,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     }
 
     /// @dev Records a call's settlement and emits `CallSettled`.
-    function _markSettled(CallRecord storage c, uint64 callId, Payout memory pay, bytes32 resultHash) private {
+    function _markSettled(CallRecord storage c, uint256 callId, Payout memory pay, bytes32 resultHash) private {
         c.status = CallStatus.Settled;
         c.settledAt = uint64(block.timestamp);
         c.bitmapId = pay.bitmapId;
@@ -790,9 +944,9 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         pay.commissionBps = new uint256[](count);
         pay.commissions = new uint256[](count);
         pay.rewards = new uint256[](count);
-        for (uint256 k; k < count; ++k) {
-            uint256 bps = STAKING.commissionBps(pay.operators[k]);
-            pay.commissionBps[k] = bps > BPS ? BPS : bps;
+        for (uint256 j; j < count; ++j) {
+            uint256 bps = STAKING.commissionBps(pay.operators[j]);
+            pay.commissionBps[j] = bps > BPS ? BPS : bps;
         }
     }
 
@@ -909,13 +1063,6 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         return bitmap != 0 && (size >= 256 || bitmap >> size == 0);
     }
 
-    /// @dev Index of the lowest set bit of a non-zero `x`.
-    function _lowestBit(uint256 x) private pure returns (uint256) {
-        unchecked {
-            return Math.log2(x & (~x + 1));
-        }
-    }
-
     /// @dev Number of set bits.
     function _popcount(uint256 x) private pure returns (uint256 count) {
         unchecked {
@@ -929,10 +1076,18 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     // Internals: hooks
     // ---------------------------------------------------------------------------------------------------------------
 
+    /// @dev Notifies the hooks of every result of a paid batch.
+    function _notifyPaid(address hooks, uint64 serviceId, PaidResult[] calldata entries) private {
+        for (uint256 i; i < entries.length; ++i) {
+            PaidResult calldata e = entries[i];
+            _notifyResult(hooks, serviceId, VouchDigest.paidCallId(e.from, e.nonce), e.resultHash);
+        }
+    }
+
     /// @dev Notifies the hooks of a result with `HOOK_GAS_LIMIT` gas; a failure emits `HookFailed` and is otherwise
     /// ignored. Reverts `InsufficientGasForHook` if the transaction cannot give the hook its full allowance, so a
     /// submitter cannot skip the notification by starving it.
-    function _notifyResult(address hooks, uint64 serviceId, uint64 callId, bytes32 resultHash) private {
+    function _notifyResult(address hooks, uint64 serviceId, uint256 callId, bytes32 resultHash) private {
         if (gasleft() < HOOK_GAS_REQUIRED) revert InsufficientGasForHook(gasleft(), HOOK_GAS_REQUIRED);
         bytes memory data = abi.encodeCall(IBlueprintHooks.onResult, (serviceId, callId, resultHash));
         bool ok;

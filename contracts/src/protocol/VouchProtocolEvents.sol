@@ -9,9 +9,12 @@ import {IVouchProtocol} from "../interfaces/IVouchProtocol.sol";
 /// - blueprints: `BlueprintCreated`, `BlueprintOwnershipTransferred`, `BlueprintMetadataUpdated`;
 /// - services: `ServiceRequested` (operators in slot order, permitted callers), `ServiceApproved` (approval bitmap),
 ///   `ServiceActivated` (key set, stake snapshot), `ServiceTerminated`, `PermittedCallerSet`, `PublicAccessSet`;
-/// - calls: `CallOpened` (+ `PaidCallOpened` for `callIdOf`), `CallSettled` (status, settledAt = block time,
+/// - calls: `CallOpened` (+ `PaidCallOpened` for x402 calls), `CallSettled` (status, settledAt = block time,
 ///   resultHash, signerBitmap; `SignerBitmapRecorded` for the bitmap ids), `CallRefunded`;
-/// - money: `accounted` += `CallOpened.payment`, −= `Settlement.delegatorRewards`, −= `Claimed.amount`;
+/// - paid batches (`settlePaidBatch`, no per-call storage): `PaidCallSettled` / `PaidCallSkipped` per entry, then
+///   `PaidBatchSettled` (`getPaidBatch`);
+/// - money: `accounted` += `CallOpened.payment`, += `Settlement.payment` of a paid batch, −= `Settlement.delegatorRewards`,
+///   −= `Claimed.amount`;
 ///   `claimable` += `SignerPaid.commission` (operator), `Settlement.developerFee` (developer),
 ///   `Settlement.protocolFee + Settlement.dust` (treasury, from `ProtocolDeployed`), `CallRefunded.amount` (payer);
 ///   = 0 on `Claimed`.
@@ -118,7 +121,7 @@ abstract contract VouchProtocolEvents {
     /// @param deadline Latest settlement time (unix seconds).
     /// @param inputsHash keccak256 of the inputs.
     event CallOpened(
-        uint64 indexed callId,
+        uint256 indexed callId,
         uint64 indexed serviceId,
         uint8 jobIndex,
         address indexed payer,
@@ -130,26 +133,56 @@ abstract contract VouchProtocolEvents {
     /// @notice The inputs of an on-chain call, for the nodes.
     /// @param callId The call.
     /// @param inputs The inputs.
-    event CallInputs(uint64 indexed callId, bytes inputs);
+    event CallInputs(uint256 indexed callId, bytes inputs);
 
     /// @notice A call was opened by the EIP-3009 authorization `(from, nonce)`.
     /// @param callId The call.
     /// @param from The payer.
     /// @param nonce The authorization nonce.
-    event PaidCallOpened(uint64 indexed callId, address indexed from, bytes32 indexed nonce);
+    event PaidCallOpened(uint256 indexed callId, address indexed from, bytes32 indexed nonce);
 
     /// @notice `openPaidCalls` skipped an authorization that was already used.
     /// @param from The payer.
     /// @param nonce The authorization nonce.
     /// @param callId The call it opened earlier, or 0 if it was used elsewhere (front-run: unattributed surplus).
-    event PaidCallSkipped(address indexed from, bytes32 indexed nonce, uint64 callId);
+    event PaidCallSkipped(address indexed from, bytes32 indexed nonce, uint256 callId);
+
+    /// @notice Emitted by `settlePaidBatch` for each entry it collects: the call, paid and settled at once.
+    /// @param callId The call (`VouchDigest.paidCallId(payer, nonce)`).
+    /// @param batchId The paid batch (its service, signers and time are in `PaidBatchSettled`).
+    /// @param payer The payer.
+    /// @param nonce The authorization's nonce.
+    /// @param jobIndex The job.
+    /// @param payment The amount collected (the job price).
+    /// @param inputsHash Hash of the inputs.
+    /// @param resultHash The certified result.
+    event PaidCallSettled(
+        uint256 indexed callId,
+        uint256 indexed batchId,
+        address indexed payer,
+        bytes32 nonce,
+        uint8 jobIndex,
+        uint256 payment,
+        bytes32 inputsHash,
+        bytes32 resultHash
+    );
+
+    /// @notice Emitted once per `settlePaidBatch`, after its entries' `PaidCallSettled` / `PaidCallSkipped`.
+    /// @param batchId The paid batch.
+    /// @param serviceId The service.
+    /// @param signerBitmap The certificate's signers.
+    /// @param count Number of entries (paid or skipped).
+    /// @param recordRoot Root of the record tree (`VouchDigest.paidRecordLeaf` leaves, entry order).
+    event PaidBatchSettled(
+        uint256 indexed batchId, uint64 indexed serviceId, uint256 signerBitmap, uint32 count, bytes32 recordRoot
+    );
 
     /// @notice A call was settled (the transaction's `Settlement` event, emitted after its `CallSettled` events, holds
     /// the fees).
     /// @param callId The call.
     /// @param resultHash The certified result hash.
     /// @param signerBitmap The certificate's signers (bit i = operator slot i of the call's service).
-    event CallSettled(uint64 indexed callId, bytes32 resultHash, uint256 signerBitmap);
+    event CallSettled(uint256 indexed callId, bytes32 resultHash, uint256 signerBitmap);
 
     /// @notice A signer bitmap was stored for the first time (settled calls refer to it by id).
     /// @param bitmapId Its id.
@@ -190,13 +223,13 @@ abstract contract VouchProtocolEvents {
     /// @param serviceId The service.
     /// @param callId The call.
     /// @param hooks The hooks contract.
-    event HookFailed(uint64 indexed serviceId, uint64 indexed callId, address hooks);
+    event HookFailed(uint64 indexed serviceId, uint256 indexed callId, address hooks);
 
     /// @notice A call was refunded after its deadline.
     /// @param callId The call.
     /// @param payer Credited (claimable) with the payment.
     /// @param amount The payment.
-    event CallRefunded(uint64 indexed callId, address indexed payer, uint256 amount);
+    event CallRefunded(uint256 indexed callId, address indexed payer, uint256 amount);
 
     /// @notice An account withdrew its claimable balance.
     /// @param account The account.
@@ -378,7 +411,7 @@ abstract contract VouchProtocolEvents {
     /// @param from The payer.
     /// @param nonce The nonce.
     /// @param callId The call it opened.
-    error PaidCallAlreadyOpened(address from, bytes32 nonce, uint64 callId);
+    error PaidCallAlreadyOpened(address from, bytes32 nonce, uint256 callId);
 
     /// @notice The authorization's nonce was used or cancelled outside this contract (e.g. front-run straight to the
     /// token). Its funds, if they arrived, are unattributed surplus (`sweepSurplus`).
@@ -399,23 +432,23 @@ abstract contract VouchProtocolEvents {
     /// @notice The call is not open (unknown, settled or refunded). Settling a settled call reverts with this.
     /// @param callId The call.
     /// @param status Its status.
-    error CallNotOpen(uint64 callId, IVouchProtocol.CallStatus status);
+    error CallNotOpen(uint256 callId, IVouchProtocol.CallStatus status);
 
     /// @notice Too late to settle: the deadline passed (the call can be refunded).
     /// @param callId The call.
     /// @param deadline Its deadline.
-    error DeadlinePassed(uint64 callId, uint64 deadline);
+    error DeadlinePassed(uint256 callId, uint64 deadline);
 
     /// @notice Too early to refund: the deadline has not passed.
     /// @param callId The call.
     /// @param deadline Its deadline.
-    error DeadlineNotPassed(uint64 callId, uint64 deadline);
+    error DeadlineNotPassed(uint256 callId, uint64 deadline);
 
     /// @notice A call of a batch belongs to another service.
     /// @param callId The call.
     /// @param callServiceId Its service.
     /// @param serviceId The batch's service.
-    error CallServiceMismatch(uint64 callId, uint64 callServiceId, uint64 serviceId);
+    error CallServiceMismatch(uint256 callId, uint64 callServiceId, uint64 serviceId);
 
     /// @notice A batch needs 1 to `MAX_BATCH_SIZE` calls.
     /// @param size Calls received.

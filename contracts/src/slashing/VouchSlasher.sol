@@ -73,10 +73,22 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @notice A deviation proposal.
     struct DeviationProposal {
         address operator; // the operator whose signature deviates
-        uint64 callId; // the settled call
-        address proposer; // receives the reporter share
         uint64 executableAt; // proposal time + the blueprint's dispute window (unix seconds)
         ProposalStatus status;
+        uint256 callId; // the settled call
+        address proposer; // receives the reporter share
+    }
+
+    /// @notice One collected entry of a paid batch (`VouchProtocol.settlePaidBatch`) and its Merkle proof under the
+    /// batch's `recordRoot` (leaf `VouchDigest.paidRecordLeaf`).
+    struct PaidCallProof {
+        address from; // payer
+        bytes32 nonce; // authorization nonce; the call id is `VouchDigest.paidCallId(from, nonce)`
+        uint8 jobIndex;
+        uint256 payment; // amount collected (non-zero: skipped entries are not settled calls)
+        bytes32 inputsHash;
+        bytes32 resultHash;
+        bytes32[] proof;
     }
 
     /// @notice Missed-deadline record of an operator.
@@ -111,10 +123,13 @@ contract VouchSlasher is ReentrancyGuardTransient {
 
     /// @dev Bit `1 << uint8(fault)` set once `fault` of `operator` on `callId` was reported (equivocation, missed
     /// deadline; deviations live in `_proposals`).
-    mapping(address operator => mapping(uint64 callId => uint256 faults)) private _reported;
+    mapping(address operator => mapping(uint256 callId => uint256 faults)) private _reported;
 
     /// @dev Deviation proposals by id (`proposalIdOf(operator, callId)`).
     mapping(uint256 proposalId => DeviationProposal) private _proposals;
+
+    /// @dev Calls of paid batches proven with `provePaidCall` (the protocol stores nothing per call of a paid batch).
+    mapping(uint256 callId => IVouchProtocol.Call) private _paidCalls;
 
     /// @dev Missed-deadline records.
     mapping(address operator => MissRecord) private _misses;
@@ -122,6 +137,12 @@ contract VouchSlasher is ReentrancyGuardTransient {
     // ------------------------------------------------------------------------------------------------------------
     // Events
     // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice A call of a paid batch was proven; from now on it can be reported like any settled call.
+    /// @param callId The call.
+    /// @param batchId Its paid batch.
+    /// @param payer The payer.
+    event PaidCallProven(uint256 indexed callId, uint256 indexed batchId, address indexed payer);
 
     /// @notice An equivocation was proven and slashed.
     /// @param operator The slashed operator.
@@ -135,7 +156,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     event EquivocationSlashed(
         address indexed operator,
         uint64 indexed serviceId,
-        uint64 indexed callId,
+        uint256 indexed callId,
         address reporter,
         bytes32 statementA,
         bytes32 statementB,
@@ -154,7 +175,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     event DeviationProposed(
         uint256 indexed proposalId,
         address indexed operator,
-        uint64 indexed callId,
+        uint256 indexed callId,
         address proposer,
         bytes32 resultHash,
         bytes32 settledResultHash,
@@ -176,7 +197,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     event DeviationSlashed(
         uint256 indexed proposalId,
         address indexed operator,
-        uint64 indexed callId,
+        uint256 indexed callId,
         address executor,
         uint256 amount,
         uint256 slashed
@@ -192,7 +213,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param totalMisses Every miss of the operator, this one included.
     event MissedDeadlineSlashed(
         address indexed operator,
-        uint64 indexed callId,
+        uint256 indexed callId,
         address indexed reporter,
         uint256 amount,
         uint256 slashed,
@@ -205,7 +226,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param callId The miss that reached the limit.
     /// @param misses Misses counted (the limit or more).
     /// @param until End of the jailing (unix seconds).
-    event OperatorJailed(address indexed operator, uint64 indexed callId, uint32 misses, uint64 until);
+    event OperatorJailed(address indexed operator, uint256 indexed callId, uint32 misses, uint64 until);
 
     // ------------------------------------------------------------------------------------------------------------
     // Errors
@@ -216,13 +237,25 @@ contract VouchSlasher is ReentrancyGuardTransient {
 
     /// @notice The call does not exist.
     /// @param callId The call.
-    error UnknownCall(uint64 callId);
+    error UnknownCall(uint256 callId);
+
+    /// @notice No paid batch `batchId`.
+    /// @param batchId The batch.
+    error UnknownPaidBatch(uint256 batchId);
+
+    /// @notice A skipped entry (payment 0) of a paid batch is not a settled call.
+    /// @param callId The call.
+    error PaidCallNotCollected(uint256 callId);
+
+    /// @notice The call is a protocol call (opened with `callJob` or `openPaidCall`); report it by id.
+    /// @param callId The call.
+    error NotAPaidBatchCall(uint256 callId);
 
     /// @notice The call belongs to another service.
     /// @param callId The call.
     /// @param serviceId The service named by the report.
     /// @param callServiceId The call's service.
-    error CallNotInService(uint64 callId, uint64 serviceId, uint64 callServiceId);
+    error CallNotInService(uint256 callId, uint64 serviceId, uint64 callServiceId);
 
     /// @notice The operator is not at `slot` of the service's operator set.
     /// @param serviceId The service.
@@ -249,29 +282,29 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param callId The call.
     /// @param inputsHash The common inputs hash.
     /// @param resultHash The common result hash.
-    error NotConflicting(uint64 callId, bytes32 inputsHash, bytes32 resultHash);
+    error NotConflicting(uint256 callId, bytes32 inputsHash, bytes32 resultHash);
 
     /// @notice This fault of this operator on this call was already reported (or proposed).
     /// @param operator The operator.
     /// @param callId The call.
     /// @param fault The fault.
-    error AlreadyReported(address operator, uint64 callId, Fault fault);
+    error AlreadyReported(address operator, uint256 callId, Fault fault);
 
     /// @notice The call is not settled.
     /// @param callId The call.
     /// @param status Its status.
-    error CallNotSettled(uint64 callId, IVouchProtocol.CallStatus status);
+    error CallNotSettled(uint256 callId, IVouchProtocol.CallStatus status);
 
     /// @notice The signed inputs hash is not the call's.
     /// @param callId The call.
     /// @param expected The call's inputs hash.
     /// @param actual The signed inputs hash.
-    error InputsMismatch(uint64 callId, bytes32 expected, bytes32 actual);
+    error InputsMismatch(uint256 callId, bytes32 expected, bytes32 actual);
 
     /// @notice The signed result is the settled result: no deviation.
     /// @param callId The call.
     /// @param resultHash The settled result hash.
-    error NotDeviating(uint64 callId, bytes32 resultHash);
+    error NotDeviating(uint256 callId, bytes32 resultHash);
 
     /// @notice The proposal is not pending (unknown, vetoed or executed).
     /// @param proposalId The proposal.
@@ -297,13 +330,13 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @notice The call is neither settled nor refunded, so no deadline was missed yet.
     /// @param callId The call.
     /// @param status Its status.
-    error CallNotFinal(uint64 callId, IVouchProtocol.CallStatus status);
+    error CallNotFinal(uint256 callId, IVouchProtocol.CallStatus status);
 
     /// @notice The operator signed the settled certificate: it did not miss the deadline.
     /// @param callId The call.
     /// @param operator The operator.
     /// @param slot Its slot (bit in the signer bitmap).
-    error OperatorSigned(uint64 callId, address operator, uint256 slot);
+    error OperatorSigned(uint256 callId, address operator, uint256 slot);
 
     // ------------------------------------------------------------------------------------------------------------
     // Constructor
@@ -339,13 +372,13 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @return slashed Amount staking slashed.
     function reportEquivocation(
         uint64 serviceId,
-        uint64 callId,
+        uint256 callId,
         address operator,
         uint256 slot,
         SignedResult calldata a,
         SignedResult calldata b
     ) external nonReentrant returns (uint256 slashed) {
-        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        IVouchProtocol.Call memory call = _call(callId);
         if (call.status == IVouchProtocol.CallStatus.None) revert UnknownCall(callId);
         if (call.serviceId != serviceId) revert CallNotInService(callId, serviceId, call.serviceId);
         uint256 flag = _flag(Fault.Equivocation);
@@ -377,6 +410,46 @@ contract VouchSlasher is ReentrancyGuardTransient {
     }
 
     // ------------------------------------------------------------------------------------------------------------
+    // Paid batches
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice Proves that a call was paid and settled in paid batch `batchId`, so that it can be reported by id with
+    /// `reportEquivocation`, `proposeDeviation` and `reportMissedDeadline` like a protocol call. Anyone; proving a
+    /// call again returns its id.
+    /// @dev The recorded call has the batch's service, signers and settlement time, the payer `p.from` and a deadline
+    /// equal to its settlement time (a paid batch is never late). Only collected entries (payment > 0) are calls: the
+    /// token lets an authorization be collected once, so a call has at most one such entry in any batch.
+    /// @param batchId The paid batch.
+    /// @param p The entry and its proof.
+    /// @return callId The call (`VouchDigest.paidCallId(p.from, p.nonce)`).
+    function provePaidCall(uint256 batchId, PaidCallProof calldata p) external returns (uint256 callId) {
+        callId = VouchDigest.paidCallId(p.from, p.nonce);
+        if (_paidCalls[callId].status != IVouchProtocol.CallStatus.None) return callId;
+        if (PROTOCOL.getCall(callId).status != IVouchProtocol.CallStatus.None) revert NotAPaidBatchCall(callId);
+        if (p.payment == 0) revert PaidCallNotCollected(callId);
+        IVouchProtocol.PaidBatch memory batch = PROTOCOL.getPaidBatch(batchId);
+        if (batch.count == 0) revert UnknownPaidBatch(batchId);
+        bytes32 leaf = VouchDigest.paidRecordLeaf(p.from, p.nonce, p.jobIndex, p.payment, p.inputsHash, p.resultHash);
+        if (!MerkleProof.verifyCalldata(p.proof, batch.recordRoot, leaf)) {
+            revert InvalidMerkleProof(batch.recordRoot, leaf);
+        }
+        _paidCalls[callId] = IVouchProtocol.Call({
+            serviceId: batch.serviceId,
+            jobIndex: p.jobIndex,
+            status: IVouchProtocol.CallStatus.Settled,
+            deadline: batch.settledAt,
+            settledAt: batch.settledAt,
+            payer: p.from,
+            // forge-lint: disable-next-line(unsafe-typecast)
+            payment: uint128(p.payment), // a job price (≤ the protocol's MAX_PRICE, 96 bits)
+            inputsHash: p.inputsHash,
+            resultHash: p.resultHash,
+            signerBitmap: batch.signerBitmap
+        });
+        emit PaidCallProven(callId, batchId, p.from);
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
     // Deviation
     // ------------------------------------------------------------------------------------------------------------
 
@@ -390,12 +463,12 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param slot The operator's slot in the call's service.
     /// @param s The operator's signed statement.
     /// @return proposalId The new proposal.
-    function proposeDeviation(uint64 callId, address operator, uint256 slot, SignedResult calldata s)
+    function proposeDeviation(uint256 callId, address operator, uint256 slot, SignedResult calldata s)
         external
         nonReentrant
         returns (uint256 proposalId)
     {
-        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        IVouchProtocol.Call memory call = _call(callId);
         if (call.status != IVouchProtocol.CallStatus.Settled) revert CallNotSettled(callId, call.status);
         proposalId = proposalIdOf(operator, callId);
         if (_proposals[proposalId].status != ProposalStatus.None) {
@@ -427,7 +500,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
         // Validators can skew timestamps by seconds; dispute windows are hours or days.
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp >= proposal.executableAt) revert VetoWindowClosed(proposalId, proposal.executableAt);
-        IVouchProtocol.Call memory call = PROTOCOL.getCall(proposal.callId);
+        IVouchProtocol.Call memory call = _call(proposal.callId);
         uint64 blueprintId = PROTOCOL.getService(call.serviceId).blueprintId;
         address arbiter = PROTOCOL.getBlueprint(blueprintId).arbiter;
         if (arbiter == address(0) || msg.sender != arbiter) revert NotArbiter(proposalId, msg.sender, arbiter);
@@ -447,9 +520,9 @@ contract VouchSlasher is ReentrancyGuardTransient {
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < executableAt) revert DisputeWindowOpen(proposalId, executableAt);
         address operator = proposal.operator;
-        uint64 callId = proposal.callId;
+        uint256 callId = proposal.callId;
         address proposer = proposal.proposer;
-        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        IVouchProtocol.Call memory call = _call(callId);
         uint64 blueprintId = PROTOCOL.getService(call.serviceId).blueprintId;
         IVouchProtocol.Policy memory policy = PROTOCOL.getBlueprint(blueprintId).policy;
 
@@ -472,12 +545,12 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param operator The operator.
     /// @param slot The operator's slot in the call's service (its bit in the signer bitmap).
     /// @return slashed Amount staking slashed.
-    function reportMissedDeadline(uint64 callId, address operator, uint256 slot)
+    function reportMissedDeadline(uint256 callId, address operator, uint256 slot)
         external
         nonReentrant
         returns (uint256 slashed)
     {
-        IVouchProtocol.Call memory call = PROTOCOL.getCall(callId);
+        IVouchProtocol.Call memory call = _call(callId);
         if (call.status != IVouchProtocol.CallStatus.Settled && call.status != IVouchProtocol.CallStatus.Refunded) {
             revert CallNotFinal(callId, call.status);
         }
@@ -518,12 +591,20 @@ contract VouchSlasher is ReentrancyGuardTransient {
     // Views
     // ------------------------------------------------------------------------------------------------------------
 
+    /// @notice Call `callId` as the slasher sees it: the protocol's call, or else the paid-batch call proven with
+    /// `provePaidCall` (status None if neither).
+    /// @param callId The call.
+    /// @return The call.
+    function getCall(uint256 callId) external view returns (IVouchProtocol.Call memory) {
+        return _call(callId);
+    }
+
     /// @notice Whether `fault` of `operator` on `callId` was reported (for deviations: proposed, in any status).
     /// @param operator The operator.
     /// @param callId The call.
     /// @param fault The fault.
     /// @return True if a new report of this fault would revert `AlreadyReported`.
-    function isReported(address operator, uint64 callId, Fault fault) external view returns (bool) {
+    function isReported(address operator, uint256 callId, Fault fault) external view returns (bool) {
         if (fault == Fault.Deviation) return _proposals[proposalIdOf(operator, callId)].status != ProposalStatus.None;
         return _reported[operator][callId] & _flag(fault) != 0;
     }
@@ -533,7 +614,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param operator The operator.
     /// @param callId The call.
     /// @return The proposal id.
-    function proposalIdOf(address operator, uint64 callId) public pure returns (uint256) {
+    function proposalIdOf(address operator, uint256 callId) public pure returns (uint256) {
         return uint256(keccak256(abi.encode(operator, callId)));
     }
 
@@ -557,13 +638,19 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param callId The call.
     /// @param s The statement (signature and proof unused).
     /// @return The result digest (single form) or batch digest (batch form).
-    function evidenceDigest(uint64 serviceId, uint64 callId, SignedResult calldata s) external view returns (bytes32) {
+    function evidenceDigest(uint64 serviceId, uint256 callId, SignedResult calldata s) external view returns (bytes32) {
         return _digest(serviceId, callId, s);
     }
 
     // ------------------------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------------------------
+
+    /// @dev The protocol's call `callId`, or else the proven paid-batch call (status None if neither).
+    function _call(uint256 callId) private view returns (IVouchProtocol.Call memory call) {
+        call = PROTOCOL.getCall(callId);
+        if (call.status == IVouchProtocol.CallStatus.None) call = _paidCalls[callId];
+    }
 
     /// @dev Reverts `WrongSlot` unless `operator` (non-zero) is `service.operators[slot]`.
     function _checkSlot(uint64 serviceId, IVouchProtocol.Service memory service, uint256 slot, address operator)
@@ -581,7 +668,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     }
 
     /// @dev The digest signed for `s` (see `SignedResult`).
-    function _digest(uint64 serviceId, uint64 callId, SignedResult calldata s) private view returns (bytes32) {
+    function _digest(uint64 serviceId, uint256 callId, SignedResult calldata s) private view returns (bytes32) {
         if (s.batchCount == 0) {
             return
                 VouchDigest.resultDigest(
@@ -593,7 +680,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
 
     /// @dev Reverts unless `s` is `operator`'s valid signature on its statement about `(serviceId, callId)`: the Merkle
     /// proof first (batch form, `InvalidMerkleProof`), then the BLS signature (`InvalidSignature`).
-    function _verify(uint64 serviceId, uint64 callId, address operator, bytes memory pubkey, SignedResult calldata s)
+    function _verify(uint64 serviceId, uint256 callId, address operator, bytes memory pubkey, SignedResult calldata s)
         private
         view
     {

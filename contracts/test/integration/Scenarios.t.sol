@@ -22,15 +22,17 @@ contract ScenariosTest is SystemBase {
         // The gateway submits the payer's EIP-3009 authorization (signed the standard EIP-712 way).
         assertEq(_usdDomainSeparator(), usd.DOMAIN_SEPARATOR(), "standard EIP-712 domain");
         VouchProtocol.PaidCall memory p = _paidCall(payerKey, serviceId, 0, keccak256("summarise ipfs://doc"));
+        uint64 countBefore = protocol.callCount();
         vm.prank(gateway);
-        uint64 callId = protocol.openPaidCall(p);
+        uint256 callId = protocol.openPaidCall(p);
 
-        assertEq(callId, 1, "first call id");
+        assertEq(callId, _paidCallId(payer, p.nonce), "call id derived from (from, nonce)");
+        assertEq(protocol.callCount(), countBefore, "x402 calls take no counter id");
         assertEq(usd.balanceOf(payer), PAYER_FUNDS - PRICE0, "payer paid exactly the price");
         assertEq(usd.balanceOf(address(protocol)), PRICE0, "escrowed");
         assertEq(usd.balanceOf(gateway), 0, "gateway paid nothing");
         assertTrue(usd.authorizationState(payer, p.nonce), "authorization used");
-        assertEq(protocol.callIdOf(payer, p.nonce), callId, "keyed by (from, nonce)");
+        assertEq(protocol.paidCallId(payer, p.nonce), callId, "id derived from (from, nonce)");
         IVouchProtocol.Call memory c = protocol.getCall(callId);
         assertTrue(c.status == IVouchProtocol.CallStatus.Open, "open");
         assertEq(c.payer, payer, "payer");
@@ -121,7 +123,7 @@ contract ScenariosTest is SystemBase {
     // ---------------------------------------------------------------------------------------------------------------
 
     function test_B_Equivocation_SlashedByThirdParty_PayerAndReporterPaid_RestBurned() external {
-        uint64 callId = _callJob(payer, 0, "translate: bonjour");
+        uint256 callId = _callJob(payer, 0, "translate: bonjour");
         address op0 = operators[0];
 
         // The delegator queues a fifth of its shares before the fault: unbonding shares are slashed too.
@@ -195,11 +197,11 @@ contract ScenariosTest is SystemBase {
 
     /// @dev op0's two conflicting statements about `callId`: `RESULT` signed alone, `WRONG` signed inside a two-call
     /// batch (with another call of payer2).
-    function _equivocation(uint64 callId)
+    function _equivocation(uint256 callId)
         internal
         returns (VouchSlasher.SignedResult memory a, VouchSlasher.SignedResult memory b)
     {
-        uint64 otherCall = _callJob(payer2, 1, "translate: merci");
+        uint256 otherCall = _callJob(payer2, 1, "translate: merci");
         a = _evidence(0, callId, RESULT);
         Leaf[] memory leaves = new Leaf[](2);
         leaves[0] = Leaf({callId: otherCall, inputsHash: protocol.getCall(otherCall).inputsHash, resultHash: RESULT});
@@ -213,7 +215,7 @@ contract ScenariosTest is SystemBase {
 
     function test_C1_Deviation_MinoritySlashedAfterDisputeWindow() external {
         address op0 = operators[0];
-        (uint64 callId, uint256 proposalId) = _settleAndProposeDeviation(payer2);
+        (uint256 callId, uint256 proposalId) = _settleAndProposeDeviation(payer2);
         VouchSlasher.DeviationProposal memory prop = slasher.getProposal(proposalId);
         uint64 executableAt = uint64(block.timestamp) + DISPUTE_WINDOW;
         assertEq(prop.operator, op0, "operator");
@@ -270,7 +272,7 @@ contract ScenariosTest is SystemBase {
 
     function test_C2_Deviation_VetoedByArbiter_NoSlash() external {
         address op0 = operators[0];
-        (uint64 callId, uint256 proposalId) = _settleAndProposeDeviation(payer2);
+        (uint256 callId, uint256 proposalId) = _settleAndProposeDeviation(payer2);
         uint64 executableAt = uint64(block.timestamp) + DISPUTE_WINDOW;
         uint256 burnBefore = stk.balanceOf(BURN);
 
@@ -310,7 +312,7 @@ contract ScenariosTest is SystemBase {
 
     /// @dev Opens a call paid by `callPayer`, settles it with slots {1, 2} on `RESULT`, and has `reporter` propose that
     /// op0 (slot 0, outside the certificate) deviated by signing `WRONG` on the same inputs.
-    function _settleAndProposeDeviation(address callPayer) internal returns (uint64 callId, uint256 proposalId) {
+    function _settleAndProposeDeviation(address callPayer) internal returns (uint256 callId, uint256 proposalId) {
         callId = _callJob(callPayer, 1, "classify: 42");
         bytes memory sig = _certify(callId, RESULT, 0x6);
         vm.prank(keeper);
@@ -333,7 +335,7 @@ contract ScenariosTest is SystemBase {
     // ---------------------------------------------------------------------------------------------------------------
 
     function test_D_NoQuorum_RefundedInFull_FinalStatesStayFinal() external {
-        uint64 callId = _callJob(payer, 0, "render: scene 7");
+        uint256 callId = _callJob(payer, 0, "render: scene 7");
         uint64 deadline = protocol.getCall(callId).deadline;
         assertEq(usd.balanceOf(payer), PAYER_FUNDS - PRICE0, "paid");
 
@@ -388,7 +390,7 @@ contract ScenariosTest is SystemBase {
         assertEq(staking.rewardReserve(), 0, "no rewards on a refund");
 
         // Settled is final too.
-        uint64 settled = _callJob(payer, 0, "render: scene 8");
+        uint256 settled = _callJob(payer, 0, "render: scene 8");
         bytes memory sig = _certify(settled, RESULT, 0x6);
         vm.prank(keeper);
         protocol.settle(settled, RESULT, 0x6, sig);
@@ -414,7 +416,7 @@ contract ScenariosTest is SystemBase {
 
     function test_E_Batch_SettledUnderOneAggregate_ClaimsExact() external {
         // Five calls of both jobs, opened three ways: callJob, callJobs and x402.
-        uint64[] memory ids = new uint64[](5);
+        uint256[] memory ids = new uint256[](5);
         ids[0] = _callJob(payer, 0, "batch input 0");
         ids[1] = _callJob(payer, 1, "batch input 1");
         uint8[] memory jobs = new uint8[](2);
@@ -427,6 +429,9 @@ contract ScenariosTest is SystemBase {
         VouchProtocol.PaidCall memory p = _paidCall(payerKey, serviceId, 0, keccak256("batch input 4"));
         vm.prank(gateway);
         ids[4] = protocol.openPaidCall(p);
+        assertEq(ids[3], 4, "counter ids 1 to 4");
+        assertEq(ids[4], _paidCallId(payer, p.nonce), "x402 call id derived from (from, nonce)");
+        assertEq(protocol.callCount(), 4, "x402 calls take no counter id");
         uint256 total = 3 * uint256(PRICE0) + 2 * uint256(PRICE1);
         assertEq(usd.balanceOf(address(protocol)), total, "escrowed");
 
@@ -494,12 +499,12 @@ contract ScenariosTest is SystemBase {
     // ---------------------------------------------------------------------------------------------------------------
 
     function test_F_MissedDeadline_ReportsPenaltiesAndJail() external {
-        uint64[] memory missed = new uint64[](3);
+        uint256[] memory missed = new uint256[](3);
         for (uint256 i; i < 3; ++i) {
             missed[i] = _callJob(payer, 0, abi.encode("never answered", i));
         }
         // One call settled without op0's bit.
-        uint64 partCall = _callJob(payer2, 0, "answered by two");
+        uint256 partCall = _callJob(payer2, 0, "answered by two");
         bytes memory sig = _certify(partCall, RESULT, 0x6);
         vm.prank(keeper);
         protocol.settle(partCall, RESULT, 0x6, sig);
@@ -578,7 +583,7 @@ contract ScenariosTest is SystemBase {
         vm.prank(serviceOwner);
         vm.expectRevert(abi.encodeWithSelector(VouchProtocolEvents.OperatorJailed.selector, operators[0]));
         protocol.requestService(blueprintId, ops, uint64(block.timestamp + 30 days), true, new address[](0));
-        uint64 later = _callJob(payer, 0, "still served");
+        uint256 later = _callJob(payer, 0, "still served");
         bytes memory laterSig = _certify(later, RESULT, ALL_SIGNERS);
         vm.prank(keeper);
         protocol.settle(later, RESULT, ALL_SIGNERS, laterSig);
@@ -601,7 +606,7 @@ contract ScenariosTest is SystemBase {
     }
 
     /// @dev `reporter` reports the operator at `slot` for `callId`; checks the exact penalty and its credits.
-    function _reportMiss(uint64 callId, uint256 slot, address callPayer)
+    function _reportMiss(uint256 callId, uint256 slot, address callPayer)
         internal
         returns (uint256 toPayer, uint256 toReporter, uint256 burned)
     {
@@ -628,7 +633,7 @@ contract ScenariosTest is SystemBase {
     function test_G1_SignerWeights_SlashedStakeStopsCounting_NewStakeAddsNothing() external {
         address op2 = operators[2];
         // op2 equivocates and loses half its pool: 30,000 → 15,000.
-        uint64 evidenceCall = _callJob(payer, 0, "weights: evidence");
+        uint256 evidenceCall = _callJob(payer, 0, "weights: evidence");
         VouchSlasher.SignedResult memory a = _evidence(2, evidenceCall, RESULT);
         VouchSlasher.SignedResult memory b = _evidence(2, evidenceCall, WRONG);
         vm.prank(reporter);
@@ -636,7 +641,7 @@ contract ScenariosTest is SystemBase {
         assertEq(staking.slashableStake(op2), 15_000e18, "op2 halved");
 
         // {0, 2} weighed 45k of 65k at activation; now 15k + 15k = 30k of the set's 50k at risk: below the quorum.
-        uint64 callId = _callJob(payer, 0, "weights: call");
+        uint256 callId = _callJob(payer, 0, "weights: call");
         bytes memory pair = _certify(callId, RESULT, 0x5);
         assertFalse(protocol.quorumReached(serviceId, 0x5), "{0,2} below quorum now");
         vm.prank(keeper);
@@ -671,7 +676,7 @@ contract ScenariosTest is SystemBase {
         vm.prank(address(0xDE1E2));
         staking.delegate(op2, 100_000e18);
         assertTrue(protocol.quorumReached(serviceId, 0x5), "{0,2} back to 45k");
-        uint64 capped = _callJob(payer, 0, "weights: capped");
+        uint256 capped = _callJob(payer, 0, "weights: capped");
         SystemMath.Split memory c = _expectedSplit(PRICE0, 0x5);
         assertEq(c.commissions[1] + c.rewards[1], 566_666, "op2 share uses its 30k snapshot");
         bytes memory sig = _certify(capped, RESULT, 0x5);
@@ -687,7 +692,7 @@ contract ScenariosTest is SystemBase {
         uint256 requestId = staking.requestUnstake(op0, DELEGATION * 1000);
         assertEq(staking.activeStake(op0), 10_000e18, "active stake fell");
         assertEq(_weights()[0], 15_000e18, "op0 still weighs 15k while the stake is unbonding (slashable)");
-        uint64 early = _callJob(payer, 0, "weights: unbonding");
+        uint256 early = _callJob(payer, 0, "weights: unbonding");
         bytes memory earlySig = _certify(early, RESULT, 0x5);
         vm.prank(keeper);
         protocol.settle(early, RESULT, 0x5, earlySig); // 15k + 30k = 45k of 65k
@@ -696,7 +701,7 @@ contract ScenariosTest is SystemBase {
         vm.prank(delegator);
         staking.withdraw(requestId);
         assertEq(_weights()[0], 10_000e18, "withdrawn: op0 weighs 10k");
-        uint64 late = _callJob(payer, 0, "weights: after withdrawal");
+        uint256 late = _callJob(payer, 0, "weights: after withdrawal");
         bytes memory lateSig = _certify(late, RESULT, 0x5);
         vm.prank(keeper);
         vm.expectRevert(

@@ -98,10 +98,10 @@ contract SystemHandler {
 
     // ---- calls ----
     /// @notice Every call opened, and its status as the handler saw it change.
-    uint64[] public callIds;
-    mapping(uint64 callId => IVouchProtocol.CallStatus) public ghostStatus;
-    mapping(uint64 callId => bytes32) public ghostResult;
-    mapping(uint64 callId => uint256) public ghostBitmap;
+    uint256[] public callIds;
+    mapping(uint256 callId => IVouchProtocol.CallStatus) public ghostStatus;
+    mapping(uint256 callId => bytes32) public ghostResult;
+    mapping(uint256 callId => uint256) public ghostBitmap;
     /// @notice Pending withdrawal requests.
     uint256[] public openRequests;
 
@@ -131,8 +131,8 @@ contract SystemHandler {
     uint256 public burned;
 
     // ---- fault bookkeeping ----
-    mapping(address => mapping(uint64 => bool)) internal equivocationReported;
-    mapping(address => mapping(uint64 => bool)) internal missReported;
+    mapping(address => mapping(uint256 => bool)) internal equivocationReported;
+    mapping(address => mapping(uint256 => bool)) internal missReported;
     mapping(address => uint256) internal missesSinceJail;
 
     /// @notice Successful actions by name (to see that a run does something).
@@ -271,8 +271,10 @@ contract SystemHandler {
         uint8 job = job1 ? 1 : 0;
         uint256 accounted = protocol.accounted();
         uint256 balance = usd.balanceOf(from);
+        uint64 count = protocol.callCount();
         vm.prank(from);
-        uint64 id = protocol.callJob(service, job, abi.encode("inputs", inputNonce++));
+        uint256 id = protocol.callJob(service, job, abi.encode("inputs", inputNonce++));
+        _require(id == uint256(count) + 1 && protocol.callCount() == id, "callJob: next counter id");
         _opened(id, from, job, accounted, balance);
         ++done["callJob"];
     }
@@ -284,9 +286,15 @@ contract SystemHandler {
         VouchProtocol.PaidCall memory call = _authorization(p, job);
         uint256 accounted = protocol.accounted();
         uint256 balance = usd.balanceOf(call.from);
+        uint64 count = protocol.callCount();
         vm.prank(gateway);
-        uint64 id = protocol.openPaidCall(call);
-        _require(protocol.callIdOf(call.from, call.nonce) == id, "openPaidCall: key");
+        uint256 id = protocol.openPaidCall(call);
+        _require(
+            id == uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), call.from, call.nonce)))
+                && protocol.paidCallId(call.from, call.nonce) == id,
+            "openPaidCall: id derived from (from, nonce)"
+        );
+        _require(protocol.callCount() == count, "openPaidCall: no counter id");
         _opened(id, call.from, job, accounted, balance);
         ++done["openPaidCall"];
     }
@@ -295,7 +303,7 @@ contract SystemHandler {
     /// too few signers, no quorum) must revert with exactly their documented error and change nothing.
     function settle(uint256 callSeed, uint256 bitmapSeed) external {
         if (callIds.length == 0) return;
-        uint64 id = callSeed % 4 == 0 ? _pickCall(callSeed, false) : _pickSettleable(callSeed);
+        uint256 id = callSeed % 4 == 0 ? _pickCall(callSeed, false) : _pickSettleable(callSeed);
         uint256 bitmap = _signers(bitmapSeed);
         IVouchProtocol.Call memory c = protocol.getCall(id);
         bytes32 result = keccak256(abi.encode("result", id));
@@ -324,15 +332,15 @@ contract SystemHandler {
     /// @notice The keeper settles up to `MAX_BATCH` open, on-time calls under one aggregate; sometimes a final call
     /// is appended, and the whole batch must then revert `CallNotOpen` for it.
     function settleBatch(uint256 bitmapSeed, uint256 sizeSeed) external {
-        uint64[] memory ids = _batchable(_bound(sizeSeed, 1, MAX_BATCH));
+        uint256[] memory ids = _batchable(_bound(sizeSeed, 1, MAX_BATCH));
         uint256 n = ids.length;
         if (n == 0) return;
-        uint64 stale;
+        uint256 stale;
         if (bitmapSeed % 5 == 0) {
             stale = _pickCall(bitmapSeed / 5, false);
             if (ghostStatus[stale] == IVouchProtocol.CallStatus.Open) stale = 0;
         }
-        uint64[] memory batch = new uint64[](stale == 0 ? n : n + 1);
+        uint256[] memory batch = new uint256[](stale == 0 ? n : n + 1);
         for (uint256 i; i < n; ++i) {
             batch[i] = ids[i];
         }
@@ -374,7 +382,7 @@ contract SystemHandler {
     /// @notice Anyone refunds a call: an open call after its deadline (warping past it), else the documented refusal.
     function refund(uint256 callSeed, uint256 wait) external {
         if (callIds.length == 0) return;
-        uint64 id = _pickCall(callSeed, callSeed % 4 != 0);
+        uint256 id = _pickCall(callSeed, callSeed % 4 != 0);
         IVouchProtocol.Call memory c = protocol.getCall(id);
         if (ghostStatus[id] != IVouchProtocol.CallStatus.Open) {
             (bool ok, bytes memory ret) = _as(keeper, address(protocol), abi.encodeCall(VouchProtocol.refund, (id)));
@@ -418,7 +426,7 @@ contract SystemHandler {
     /// @notice A service operator signs two different results for a call (any status); a reporter proves it.
     function reportEquivocation(uint256 callSeed, uint256 slotSeed, uint256 reporterSeed) external {
         if (callIds.length == 0) return;
-        uint64 id = callIds[callSeed % callIds.length];
+        uint256 id = callIds[callSeed % callIds.length];
         uint256 slot = slotSeed % SLOTS;
         address op = operators[slot];
         address rep = reporters[reporterSeed % reporters.length];
@@ -445,7 +453,7 @@ contract SystemHandler {
     /// its bit); refusals must be the documented ones. The third miss since the last jailing jails.
     function reportMissedDeadline(uint256 callSeed, uint256 slotSeed, uint256 reporterSeed) external {
         if (callIds.length == 0) return;
-        uint64 id = _pickFinal(callSeed);
+        uint256 id = _pickFinal(callSeed);
         uint256 slot = slotSeed % SLOTS;
         address op = operators[slot];
         address rep = reporters[reporterSeed % reporters.length];
@@ -570,7 +578,7 @@ contract SystemHandler {
     // ------------------------------------------------------------------------------------------------------------
 
     /// @dev Records an opened call after checking its escrow and the payer's debit.
-    function _opened(uint64 id, address from, uint8 job, uint256 accountedBefore, uint256 balanceBefore) private {
+    function _opened(uint256 id, address from, uint8 job, uint256 accountedBefore, uint256 balanceBefore) private {
         uint256 price = job == 0 ? 1_000_000 : 333_333;
         IVouchProtocol.Call memory c = protocol.getCall(id);
         _require(c.status == IVouchProtocol.CallStatus.Open && c.payer == from && c.payment == price, "open: call");
@@ -583,7 +591,7 @@ contract SystemHandler {
     }
 
     /// @dev Records a settled call.
-    function _settled(uint64 id, bytes32 result, uint256 bitmap) private {
+    function _settled(uint256 id, bytes32 result, uint256 bitmap) private {
         _require(ghostStatus[id] == IVouchProtocol.CallStatus.Open, "settle: not open");
         ghostStatus[id] = IVouchProtocol.CallStatus.Settled;
         ghostResult[id] = result;
@@ -617,7 +625,7 @@ contract SystemHandler {
     }
 
     /// @dev The error `settle` must revert with, or empty if it must succeed.
-    function _settleRefusal(uint64 id, IVouchProtocol.Call memory c, uint256 bitmap)
+    function _settleRefusal(uint256 id, IVouchProtocol.Call memory c, uint256 bitmap)
         private
         view
         returns (bytes memory)
@@ -653,23 +661,23 @@ contract SystemHandler {
     }
 
     /// @dev Open calls that may still settle, at most `max`.
-    function _batchable(uint256 max) private view returns (uint64[] memory ids) {
-        uint64[] memory found = new uint64[](max);
+    function _batchable(uint256 max) private view returns (uint256[] memory ids) {
+        uint256[] memory found = new uint256[](max);
         uint256 n;
         for (uint256 i = callIds.length; i > 0 && n < max; --i) {
-            uint64 id = callIds[i - 1];
+            uint256 id = callIds[i - 1];
             if (ghostStatus[id] != IVouchProtocol.CallStatus.Open) continue;
             if (block.timestamp > protocol.getCall(id).deadline) continue;
             found[n++] = id;
         }
-        ids = new uint64[](n);
+        ids = new uint256[](n);
         for (uint256 i; i < n; ++i) {
             ids[i] = found[i];
         }
     }
 
     /// @dev Results and the aggregate certificate of `bitmap` over the batch digest of `batch`.
-    function _batchCertificate(uint64[] memory batch, uint256 bitmap)
+    function _batchCertificate(uint256[] memory batch, uint256 bitmap)
         private
         view
         returns (bytes32[] memory results, bytes memory sig)
@@ -793,7 +801,7 @@ contract SystemHandler {
     }
 
     /// @dev Single-form evidence signed by the operator at `slot`.
-    function _signed(uint256 slot, uint64 id, bytes32 inputsHash, bytes32 resultHash)
+    function _signed(uint256 slot, uint256 id, bytes32 inputsHash, bytes32 resultHash)
         private
         view
         returns (VouchSlasher.SignedResult memory s)
@@ -807,11 +815,11 @@ contract SystemHandler {
     }
 
     /// @dev A call from `seed`: the first open one from there when `open`, else any.
-    function _pickCall(uint256 seed, bool open) private view returns (uint64) {
+    function _pickCall(uint256 seed, bool open) private view returns (uint256) {
         uint256 n = callIds.length;
         if (open) {
             for (uint256 k; k < n; ++k) {
-                uint64 id = callIds[(seed % n + k) % n];
+                uint256 id = callIds[(seed % n + k) % n];
                 if (ghostStatus[id] == IVouchProtocol.CallStatus.Open) return id;
             }
         }
@@ -819,10 +827,10 @@ contract SystemHandler {
     }
 
     /// @dev An open call from `seed` on that may still settle; else any open call; else any call.
-    function _pickSettleable(uint256 seed) private view returns (uint64) {
+    function _pickSettleable(uint256 seed) private view returns (uint256) {
         uint256 n = callIds.length;
         for (uint256 k; k < n; ++k) {
-            uint64 id = callIds[(seed % n + k) % n];
+            uint256 id = callIds[(seed % n + k) % n];
             if (ghostStatus[id] == IVouchProtocol.CallStatus.Open && block.timestamp <= protocol.getCall(id).deadline) {
                 return id;
             }
@@ -838,11 +846,11 @@ contract SystemHandler {
     }
 
     /// @dev Usually a final call (settled or refunded), one time in eight any call.
-    function _pickFinal(uint256 seed) private view returns (uint64) {
+    function _pickFinal(uint256 seed) private view returns (uint256) {
         uint256 n = callIds.length;
         if (seed % 8 != 0) {
             for (uint256 k; k < n; ++k) {
-                uint64 id = callIds[(seed % n + k) % n];
+                uint256 id = callIds[(seed % n + k) % n];
                 if (ghostStatus[id] != IVouchProtocol.CallStatus.Open) return id;
             }
         }
@@ -943,7 +951,7 @@ contract SystemInvariantTest is SystemBase {
         // vUSD
         uint256 escrow;
         for (uint256 i; i < handler.callCount(); ++i) {
-            uint64 id = handler.callIds(i);
+            uint256 id = handler.callIds(i);
             if (handler.ghostStatus(id) == IVouchProtocol.CallStatus.Open) escrow += protocol.getCall(id).payment;
         }
         uint256 claimables;
@@ -1054,7 +1062,7 @@ contract SystemInvariantTest is SystemBase {
     /// refunded call never settled (the handler's attempts to do so all reverted `CallNotOpen`).
     function invariant_FinalStatesStayFinal() external view {
         for (uint256 i; i < handler.callCount(); ++i) {
-            uint64 id = handler.callIds(i);
+            uint256 id = handler.callIds(i);
             IVouchProtocol.Call memory c = protocol.getCall(id);
             IVouchProtocol.CallStatus expected = handler.ghostStatus(id);
             assertTrue(c.status == expected, "status as tracked");

@@ -340,7 +340,7 @@ abstract contract SystemBase is SlashSigner {
     // ---------------------------------------------------------------------------------------------------------------
 
     /// @dev `from` opens a call of `job` on the fixture service with `callJob` (ERC-20 `transferFrom`).
-    function _callJob(address from, uint8 job, bytes memory inputs) internal returns (uint64 callId) {
+    function _callJob(address from, uint8 job, bytes memory inputs) internal returns (uint256 callId) {
         vm.prank(from);
         callId = protocol.callJob(serviceId, job, inputs);
     }
@@ -388,6 +388,12 @@ abstract contract SystemBase is SlashSigner {
         return keccak256(abi.encodePacked("\x19\x01", _usdDomainSeparator(), structHash));
     }
 
+    /// @dev Expected call id of the x402 authorization `(from, nonce)`, computed from its definition rather than
+    /// through the protocol: `uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)))`.
+    function _paidCallId(address from, bytes32 nonce) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)));
+    }
+
     /// @dev An x402 `exact` payment: `key` signs a `TransferWithAuthorization` of the job price to the protocol, valid
     /// for five minutes, with a fresh nonce, for a call of `job` on `service` with `inputsHash`.
     function _paidCall(uint256 key, uint64 service, uint8 job, bytes32 inputsHash)
@@ -412,18 +418,18 @@ abstract contract SystemBase is SlashSigner {
     // ---------------------------------------------------------------------------------------------------------------
 
     /// @dev The protocol's result digest of a call (its service and inputs hash read from the chain).
-    function _resultDigest(uint64 callId, bytes32 resultHash) internal view returns (bytes32) {
+    function _resultDigest(uint256 callId, bytes32 resultHash) internal view returns (bytes32) {
         IVouchProtocol.Call memory c = protocol.getCall(callId);
         return VouchDigest.resultDigest(block.chainid, address(protocol), c.serviceId, callId, c.inputsHash, resultHash);
     }
 
     /// @dev Aggregate signature of the fixture service's `bitmap` signers over the result digest of a call.
-    function _certify(uint64 callId, bytes32 resultHash, uint256 bitmap) internal view returns (bytes memory) {
+    function _certify(uint256 callId, bytes32 resultHash, uint256 bitmap) internal view returns (bytes memory) {
         return BlsSigner.signBitmap(serviceSecretKeys, bitmap, _resultDigest(callId, resultHash));
     }
 
     /// @dev The batch digest of `callIds` / `resultHashes` (leaves in order) on the fixture service.
-    function _batchDigest(uint64[] memory callIds, bytes32[] memory resultHashes) internal view returns (bytes32) {
+    function _batchDigest(uint256[] memory callIds, bytes32[] memory resultHashes) internal view returns (bytes32) {
         bytes32[] memory leaves = new bytes32[](callIds.length);
         for (uint256 i; i < callIds.length; ++i) {
             leaves[i] = VouchDigest.batchLeaf(callIds[i], protocol.getCall(callIds[i]).inputsHash, resultHashes[i]);
@@ -435,7 +441,7 @@ abstract contract SystemBase is SlashSigner {
     }
 
     /// @dev Aggregate signature of the `bitmap` signers over a batch digest.
-    function _certifyBatch(uint64[] memory callIds, bytes32[] memory resultHashes, uint256 bitmap)
+    function _certifyBatch(uint256[] memory callIds, bytes32[] memory resultHashes, uint256 bitmap)
         internal
         view
         returns (bytes memory)
@@ -444,7 +450,7 @@ abstract contract SystemBase is SlashSigner {
     }
 
     /// @dev Single-form evidence: operator `slot` of the fixture service signs `resultHash` for a call.
-    function _evidence(uint256 slot, uint64 callId, bytes32 resultHash)
+    function _evidence(uint256 slot, uint256 callId, bytes32 resultHash)
         internal
         view
         returns (VouchSlasher.SignedResult memory)

@@ -170,7 +170,7 @@ contract MockHooks is IBlueprintHooks {
     /// @notice Calldata `onResult` sends to `reentryTarget`.
     bytes public reentryData;
     /// @notice Results seen: callId → resultHash.
-    mapping(uint64 => bytes32) public results;
+    mapping(uint256 => bytes32) public results;
     /// @notice Number of results seen.
     uint256 public resultCount;
 
@@ -215,7 +215,7 @@ contract MockHooks is IBlueprintHooks {
     }
 
     /// @inheritdoc IBlueprintHooks
-    function onResult(uint64, uint64 callId, bytes32 resultHash) external {
+    function onResult(uint64, uint256 callId, bytes32 resultHash) external {
         Mode mode = resultMode;
         if (mode == Mode.Revert) revert HookReverted();
         if (mode == Mode.BurnGas) _burn();

@@ -152,18 +152,18 @@ abstract contract ProtocolBase is VectorTest {
     // ---------------------------------------------------------------------------------------------------------------
 
     /// @dev Opens a call of `job` on `service` paid by `payer`.
-    function _call(uint64 service, uint8 job) internal returns (uint64 callId) {
+    function _call(uint64 service, uint8 job) internal returns (uint256 callId) {
         vm.prank(payer);
         callId = protocol.callJob(service, job, abi.encodePacked("inputs-", block.timestamp, job));
     }
 
     /// @dev Inputs hash of a call.
-    function _inputsHash(uint64 callId) internal view returns (bytes32) {
+    function _inputsHash(uint256 callId) internal view returns (bytes32) {
         return protocol.getCall(callId).inputsHash;
     }
 
     /// @dev Result digest of `callId` on `service` (bound to the deployed protocol).
-    function _resultDigest(uint64 service, uint64 callId, bytes32 resultHash) internal view returns (bytes32) {
+    function _resultDigest(uint64 service, uint256 callId, bytes32 resultHash) internal view returns (bytes32) {
         return
             VouchDigest.resultDigest(block.chainid, address(protocol), service, callId, _inputsHash(callId), resultHash);
     }
@@ -174,7 +174,7 @@ abstract contract ProtocolBase is VectorTest {
     }
 
     /// @dev Certificate signature for one call.
-    function _certify(uint64 service, uint64 callId, bytes32 resultHash, uint256 bitmap)
+    function _certify(uint64 service, uint256 callId, bytes32 resultHash, uint256 bitmap)
         internal
         view
         returns (bytes memory)
@@ -183,7 +183,7 @@ abstract contract ProtocolBase is VectorTest {
     }
 
     /// @dev Batch digest over `callIds` / `resultHashes` in order.
-    function _batchDigest(uint64 service, uint64[] memory callIds, bytes32[] memory resultHashes)
+    function _batchDigest(uint64 service, uint256[] memory callIds, bytes32[] memory resultHashes)
         internal
         view
         returns (bytes32)
@@ -198,7 +198,7 @@ abstract contract ProtocolBase is VectorTest {
     }
 
     /// @dev Opens and settles one call with signers `bitmap`.
-    function _settleOne(uint64 service, uint8 job, uint256 bitmap) internal returns (uint64 callId) {
+    function _settleOne(uint64 service, uint8 job, uint256 bitmap) internal returns (uint256 callId) {
         callId = _call(service, job);
         bytes32 resultHash = keccak256(abi.encode("result", callId));
         protocol.settle(callId, resultHash, bitmap, _certify(service, callId, resultHash, bitmap));
@@ -221,6 +221,12 @@ abstract contract ProtocolBase is VectorTest {
             abi.encode(token.TRANSFER_WITH_AUTHORIZATION_TYPEHASH(), from, to, value, validAfter, validBefore, nonce)
         );
         return keccak256(abi.encodePacked("\x19\x01", token.DOMAIN_SEPARATOR(), structHash));
+    }
+
+    /// @dev Expected call id of the x402 authorization `(from, nonce)`, computed here from its definition rather than
+    /// through the protocol: `uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)))`.
+    function _paidCallId(address from, bytes32 nonce) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)));
     }
 
     /// @dev A signed x402 payment by `payerKey` for job `job` of `service` (value = the job price, fresh nonce).

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {IVouchProtocol} from "../../src/interfaces/IVouchProtocol.sol";
 import {VouchProtocol} from "../../src/protocol/VouchProtocol.sol";
 import {ProtocolBase} from "./ProtocolBase.sol";
 
@@ -24,13 +25,13 @@ contract ProtocolGasTest is ProtocolBase {
 
     uint64 internal service3;
     uint64 internal service10;
-    uint64 internal call3;
-    uint64 internal call10;
+    uint256 internal call3;
+    uint256 internal call10;
     bytes internal sig3;
     bytes internal sig10;
     bytes32 internal constant RESULT = keccak256("result");
 
-    uint64[] internal batchIds;
+    uint256[] internal batchIds;
     bytes32[] internal batchResults;
     bytes internal batchSig;
 
@@ -84,10 +85,16 @@ contract ProtocolGasTest is ProtocolBase {
 
     function test_Gas_OpenPaidCalls_100() external {
         VouchProtocol.PaidCall[] memory ps = manyPaid;
-        protocol.openPaidCalls(ps);
+        uint64 countBefore = protocol.callCount();
+        uint256[] memory ids = protocol.openPaidCalls(ps);
         uint256 gasUsed = vm.snapshotGasLastCall("openPaidCalls_100");
         _tx("openPaidCalls_100_tx", abi.encodeCall(VouchProtocol.openPaidCalls, (ps)), gasUsed);
-        assertEq(protocol.callCount(), 204, "opened");
+        assertEq(ids.length, 100, "ids");
+        for (uint256 i; i < 100; ++i) {
+            assertEq(ids[i], protocol.paidCallId(ps[i].from, ps[i].nonce), "derived id");
+            assertTrue(protocol.getCall(ids[i]).status == IVouchProtocol.CallStatus.Open, "opened");
+        }
+        assertEq(protocol.callCount(), countBefore, "x402 calls take no counter id");
     }
 
     function test_Gas_Settle_3Signers() external {
@@ -107,7 +114,7 @@ contract ProtocolGasTest is ProtocolBase {
     }
 
     function test_Gas_SettleBatch_100Calls_10Signers() external {
-        uint64[] memory ids = batchIds;
+        uint256[] memory ids = batchIds;
         bytes32[] memory results = batchResults;
         bytes memory signature = batchSig;
         protocol.settleBatch(service10, ids, results, 0x3FF, signature);

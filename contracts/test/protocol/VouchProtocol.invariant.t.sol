@@ -26,7 +26,11 @@ contract ProtocolHandler {
     uint256[] internal secretKeys;
 
     /// @notice Ids of calls that are still open.
-    uint64[] public openCalls;
+    uint256[] public openCalls;
+    /// @notice Ghost: calls opened on-chain (`callJob`), the only ones that take a counter id.
+    uint64 public ghostCounterCalls;
+    /// @notice Ghost: x402 calls opened (ids derived from `(from, nonce)`, no counter id).
+    uint256 public ghostPaidCalls;
     /// @notice Ghost: payment-token units sent to staking as delegator rewards.
     uint256 public ghostRewards;
     /// @notice Ghost: units that reached the protocol outside any call (front-run authorizations).
@@ -62,6 +66,7 @@ contract ProtocolHandler {
     function callJob(bool job1) external {
         vm.prank(PAYER);
         openCalls.push(PROTOCOL.callJob(SERVICE, job1 ? 1 : 0, abi.encode(nonceCounter++)));
+        ++ghostCounterCalls;
     }
 
     /// @notice Opens an x402 call, or front-runs the authorization straight to the token.
@@ -96,7 +101,11 @@ contract ProtocolHandler {
             (bool ok,) = address(PROTOCOL).call(abi.encodeCall(VouchProtocol.openPaidCall, (p)));
             require(!ok, "front-run authorization opened a call");
         } else {
-            openCalls.push(PROTOCOL.openPaidCall(p));
+            // Tracked under the id derived from (from, nonce), not the returned one: if the protocol opened the call
+            // under another id, `invariant_BalanceMatchesLedger` finds no open call here.
+            PROTOCOL.openPaidCall(p);
+            openCalls.push(uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), p.from, p.nonce))));
+            ++ghostPaidCalls;
         }
     }
 
@@ -104,7 +113,7 @@ contract ProtocolHandler {
     function settle(uint256 which, bool allFour) external {
         if (openCalls.length == 0) return;
         uint256 i = which % openCalls.length;
-        uint64 callId = openCalls[i];
+        uint256 callId = openCalls[i];
         IVouchProtocol.Call memory c = PROTOCOL.getCall(callId);
         if (block.timestamp > c.deadline) return;
         uint256 bitmap = allFour ? 0xF : 0xE;
@@ -124,7 +133,7 @@ contract ProtocolHandler {
     /// @notice Settles every open, on-time call in one batch.
     function settleAll() external {
         uint256 n;
-        uint64[] memory ids = new uint64[](openCalls.length);
+        uint256[] memory ids = new uint256[](openCalls.length);
         bytes32[] memory leaves = new bytes32[](openCalls.length);
         for (uint256 i; i < openCalls.length; ++i) {
             IVouchProtocol.Call memory c = PROTOCOL.getCall(openCalls[i]);
@@ -134,7 +143,7 @@ contract ProtocolHandler {
             ++n;
         }
         if (n == 0) return;
-        uint64[] memory batch = new uint64[](n);
+        uint256[] memory batch = new uint256[](n);
         bytes32[] memory results = new bytes32[](n);
         bytes32[] memory batchLeaves = new bytes32[](n);
         for (uint256 i; i < n; ++i) {
@@ -243,6 +252,11 @@ contract VouchProtocolInvariantTest is ProtocolBase {
             protocol.accounted() + handler.ghostSurplus() - handler.ghostSwept(),
             "balance = accounted + surplus"
         );
+    }
+
+    /// @notice The call counter counts on-chain calls only: x402 calls never take (or skip) a counter id.
+    function invariant_CounterCountsOnlyOnChainCalls() external view {
+        assertEq(protocol.callCount(), handler.ghostCounterCalls(), "callCount = calls opened with callJob");
     }
 
     /// @notice Conservation: every unit that left the payer is in the protocol, with staking, or paid out.

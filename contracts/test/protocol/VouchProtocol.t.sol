@@ -432,7 +432,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_TerminateService() external {
-        uint64 open = _call(serviceId, 0);
+        uint256 open = _call(serviceId, 0);
         vm.expectEmit(address(protocol));
         emit ServiceTerminated(serviceId);
         vm.prank(serviceOwner);
@@ -533,7 +533,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         vm.expectEmit(address(protocol));
         emit CallInputs(1, inputs);
         vm.prank(payer);
-        uint64 callId = protocol.callJob(serviceId, 1, inputs);
+        uint256 callId = protocol.callJob(serviceId, 1, inputs);
         assertEq(callId, 1, "id");
         assertEq(protocol.callCount(), 1, "count");
         IVouchProtocol.Call memory c = protocol.getCall(callId);
@@ -634,7 +634,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         inputs[2] = "c";
         _call(serviceId, 0);
         vm.prank(payer);
-        uint64 first = protocol.callJobs(serviceId, jobs, inputs);
+        uint256 first = protocol.callJobs(serviceId, jobs, inputs);
         assertEq(first, 2, "first");
         assertEq(protocol.callCount(), 4, "count");
         assertEq(protocol.getCall(3).jobIndex, 1, "job");
@@ -656,29 +656,41 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
 
     function test_OpenPaidCall_ExecutesTheAuthorization() external {
         VouchProtocol.PaidCall memory p = _paidCall(serviceId, 0);
+        uint256 expectedId = _paidCallId(payer, p.nonce);
         uint256 before = token.balanceOf(payer);
         vm.expectEmit(address(protocol));
-        emit CallOpened(1, serviceId, 0, payer, PRICE0, block.timestamp + DEADLINE0, p.inputsHash);
+        emit CallOpened(expectedId, serviceId, 0, payer, PRICE0, block.timestamp + DEADLINE0, p.inputsHash);
         vm.expectEmit(address(protocol));
-        emit PaidCallOpened(1, payer, p.nonce);
+        emit PaidCallOpened(expectedId, payer, p.nonce);
         vm.prank(stranger); // anyone (the gateway) submits
-        uint64 callId = protocol.openPaidCall(p);
-        assertEq(callId, 1, "id");
-        assertEq(protocol.callIdOf(payer, p.nonce), 1, "callIdOf");
+        uint256 callId = protocol.openPaidCall(p);
+        assertEq(callId, expectedId, "id derived from (from, nonce)");
+        assertEq(protocol.paidCallId(payer, p.nonce), expectedId, "paidCallId");
+        assertGt(callId, type(uint64).max, "apart from counter ids");
+        assertEq(protocol.callCount(), 0, "x402 calls take no counter id");
         IVouchProtocol.Call memory c = protocol.getCall(callId);
+        assertTrue(c.status == IVouchProtocol.CallStatus.Open, "open");
+        assertEq(c.serviceId, serviceId, "service");
         assertEq(c.payer, payer, "payer = from");
         assertEq(c.payment, PRICE0, "payment");
         assertEq(c.inputsHash, p.inputsHash, "inputs");
         assertEq(before - token.balanceOf(payer), PRICE0, "paid");
         assertTrue(token.authorizationState(payer, p.nonce), "nonce used");
+        // The counter is untouched: the next on-chain call still gets id 1.
+        assertEq(_call(serviceId, 0), 1, "next counter id");
+        assertEq(protocol.callCount(), 1, "count");
         _assertSolvent();
     }
 
     function test_RevertWhen_OpenPaidCallTwice() external {
         VouchProtocol.PaidCall memory p = _paidCall(serviceId, 0);
+        uint256 callId = protocol.openPaidCall(p);
+        vm.expectRevert(
+            abi.encodeWithSelector(PaidCallAlreadyOpened.selector, payer, p.nonce, _paidCallId(payer, p.nonce))
+        );
         protocol.openPaidCall(p);
-        vm.expectRevert(abi.encodeWithSelector(PaidCallAlreadyOpened.selector, payer, p.nonce, 1));
-        protocol.openPaidCall(p);
+        assertEq(protocol.callCount(), 0, "x402 calls take no counter id");
+        assertTrue(protocol.getCall(callId).status == IVouchProtocol.CallStatus.Open, "still open");
     }
 
     function test_RevertWhen_OpenPaidCallFrontRun_FundsBecomeSurplus() external {
@@ -691,6 +703,9 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         vm.expectRevert(abi.encodeWithSelector(AuthorizationAlreadyUsed.selector, payer, p.nonce));
         protocol.openPaidCall(p);
         assertEq(protocol.callCount(), 0, "no call");
+        assertTrue(
+            protocol.getCall(_paidCallId(payer, p.nonce)).status == IVouchProtocol.CallStatus.None, "no paid call"
+        );
         assertEq(protocol.accounted(), 0, "not credited");
         assertEq(token.balanceOf(address(protocol)), PRICE0, "funds arrived");
 
@@ -774,20 +789,32 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
             ps[2].nonce,
             ps[2].signature
         );
+        uint256 id0 = _paidCallId(payer, ps[0].nonce);
+        uint256 id1 = _paidCallId(payer, ps[1].nonce);
         vm.expectEmit(address(protocol));
         emit PaidCallSkipped(payer, ps[2].nonce, 0);
         vm.expectEmit(address(protocol));
-        emit PaidCallSkipped(payer, ps[0].nonce, 1);
-        uint64[] memory ids = protocol.openPaidCalls(ps);
-        assertEq(ids[0], 1, "first");
-        assertEq(ids[1], 2, "second");
+        emit PaidCallSkipped(payer, ps[0].nonce, id0);
+        uint256[] memory ids = protocol.openPaidCalls(ps);
+        assertEq(ids[0], id0, "first");
+        assertEq(ids[1], id1, "second");
         assertEq(ids[2], 0, "front-run");
-        assertEq(ids[3], 1, "duplicate");
+        assertEq(ids[3], id0, "duplicate");
+        assertEq(protocol.getCall(id0).jobIndex, 0, "first job");
+        assertEq(protocol.getCall(id1).jobIndex, 1, "second job");
+        assertEq(protocol.getCall(id1).payment, PRICE1, "second payment");
+        assertTrue(
+            protocol.getCall(_paidCallId(payer, ps[2].nonce)).status == IVouchProtocol.CallStatus.None,
+            "no front-run call"
+        );
         assertEq(protocol.accounted(), PRICE0 + PRICE1, "accounted");
         // Resubmitting is idempotent.
+        vm.expectEmit(address(protocol));
+        emit PaidCallSkipped(payer, ps[1].nonce, id1);
         ids = protocol.openPaidCalls(ps);
-        assertEq(ids[1], 2, "again");
-        assertEq(protocol.callCount(), 2, "count");
+        assertEq(ids[1], id1, "again");
+        assertEq(protocol.accounted(), PRICE0 + PRICE1, "accounted once");
+        assertEq(protocol.callCount(), 0, "x402 calls take no counter id");
         assertEq(protocol.sweepSurplus(), PRICE0, "surplus");
         _assertSolvent();
     }
@@ -814,7 +841,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     // ===============================================================================================================
 
     function test_Settle_RecordsAndSplitsFees() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 resultHash = keccak256("result");
         uint256 bitmap = 0xE; // slots 1, 2, 3: stakes 2000, 3000, 4000 of 10000
         bytes memory signature = _certify(serviceId, callId, resultHash, bitmap);
@@ -858,7 +885,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_Settle_EmitsSettlementAndSignerPaid() external {
-        uint64 callId = _call(serviceId, 1);
+        uint256 callId = _call(serviceId, 1);
         bytes32 resultHash = keccak256("r");
         bytes memory signature = _certify(serviceId, callId, resultHash, 0xC);
         vm.recordLogs();
@@ -900,7 +927,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     function test_RevertWhen_SettleCallNotOpen() external {
         vm.expectRevert(abi.encodeWithSelector(CallNotOpen.selector, 5, IVouchProtocol.CallStatus.None));
         protocol.settle(5, bytes32(0), 0xE, new bytes(256));
-        uint64 callId = _settleOne(serviceId, 0, 0xE);
+        uint256 callId = _settleOne(serviceId, 0, 0xE);
         bytes32 resultHash = keccak256(abi.encode("result", callId));
         bytes memory signature = _certify(serviceId, callId, resultHash, 0xE);
         vm.expectRevert(abi.encodeWithSelector(CallNotOpen.selector, callId, IVouchProtocol.CallStatus.Settled));
@@ -908,7 +935,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RevertWhen_SettleAfterDeadline() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 resultHash = keccak256("r");
         bytes memory signature = _certify(serviceId, callId, resultHash, 0xE);
         uint64 deadline = protocol.getCall(callId).deadline;
@@ -920,7 +947,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RevertWhen_SettleBitmapOrQuorumInvalid() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
         vm.expectRevert(abi.encodeWithSelector(InvalidSignerBitmap.selector, 0, 4));
         protocol.settle(callId, r, 0, new bytes(256));
@@ -938,7 +965,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RevertWhen_SignerStakeLeftSinceActivation() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
         // Snapshot 1000 / 2000 / 3000 / 4000. Slots 0, 1, 2 (6000 of 10000) miss the 2/3 quorum.
         bytes memory light = _certify(serviceId, callId, r, 0x7);
@@ -957,7 +984,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RevertWhen_NothingAtRisk() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
         bytes memory all = _certify(serviceId, callId, r, 0xF);
         for (uint256 i; i < 4; ++i) {
@@ -969,7 +996,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RevertWhen_SettleCertificateInvalid() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
         bytes32 digest = _resultDigest(serviceId, callId, r);
         // Signed by other signers than claimed.
@@ -1006,7 +1033,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
 
     function test_Settle_CertificateOfOneServiceDoesNotSettleAnother() external {
         uint64 other = _activeService(blueprintId, 4, true); // same operators, another service
-        uint64 callId = _call(other, 0);
+        uint256 callId = _call(other, 0);
         bytes32 r = keccak256("r");
         bytes memory wrongService = _sign(
             0xE,
@@ -1031,7 +1058,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     function test_Settle_NotifiesHooks() external {
         uint64 bp = _createBlueprint(address(hooks));
         uint64 id = _activeService(bp, 4, true);
-        uint64 callId = _settleOne(id, 0, 0xE);
+        uint256 callId = _settleOne(id, 0, 0xE);
         assertEq(hooks.results(callId), keccak256(abi.encode("result", callId)), "onResult");
     }
 
@@ -1041,7 +1068,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         MockHooks.Mode[2] memory failures = [MockHooks.Mode.Revert, MockHooks.Mode.BurnGas];
         for (uint256 i; i < failures.length; ++i) {
             hooks.setModes(MockHooks.Mode.Allow, MockHooks.Mode.Allow, MockHooks.Mode.Allow, failures[i]);
-            uint64 callId = _call(id, 0);
+            uint256 callId = _call(id, 0);
             bytes32 r = keccak256("r");
             bytes memory signature = _certify(id, callId, r, 0xE);
             vm.expectEmit(address(protocol));
@@ -1056,7 +1083,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         uint64 id = _activeService(bp, 4, true);
         hooks.setModes(MockHooks.Mode.Allow, MockHooks.Mode.Allow, MockHooks.Mode.Allow, MockHooks.Mode.Deny);
         hooks.setReentry(address(protocol), abi.encodeCall(VouchProtocol.sweepSurplus, ()));
-        uint64 callId = _call(id, 0);
+        uint256 callId = _call(id, 0);
         bytes32 r = keccak256("r");
         bytes memory signature = _certify(id, callId, r, 0xE);
         vm.expectEmit(address(protocol));
@@ -1069,7 +1096,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         uint64 bp = _createBlueprint(address(hooks));
         uint64 id = _activeService(bp, 4, true);
         hooks.setModes(MockHooks.Mode.Allow, MockHooks.Mode.Allow, MockHooks.Mode.Allow, MockHooks.Mode.BurnGas);
-        uint64 callId = _call(id, 0);
+        uint256 callId = _call(id, 0);
         bytes32 r = keccak256("r");
         bytes memory signature = _certify(id, callId, r, 0xE);
         // Below some gas limit the hook cannot get its full allowance: settle must revert rather than skip it.
@@ -1097,9 +1124,9 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
 
     function _openBatch(uint64 service, uint256 n)
         internal
-        returns (uint64[] memory callIds, bytes32[] memory results)
+        returns (uint256[] memory callIds, bytes32[] memory results)
     {
-        callIds = new uint64[](n);
+        callIds = new uint256[](n);
         results = new bytes32[](n);
         for (uint256 i; i < n; ++i) {
             callIds[i] = _call(service, uint8(i % 2));
@@ -1108,7 +1135,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_SettleBatch_SettlesEveryCallAndSplitsExactly() external {
-        (uint64[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 7);
+        (uint256[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 7);
         uint256 bitmap = 0xF;
         bytes memory signature = _sign(bitmap, _batchDigest(serviceId, callIds, results));
         protocol.settleBatch(serviceId, callIds, results, bitmap, signature);
@@ -1132,7 +1159,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
 
     function test_SettleBatch_SameFeesAsIndividualSettlements() external {
         uint256 snap = vm.snapshotState();
-        (uint64[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 5);
+        (uint256[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 5);
         protocol.settleBatch(serviceId, callIds, results, 0xE, _sign(0xE, _batchDigest(serviceId, callIds, results)));
         uint256[6] memory batched;
         batched[0] = protocol.claimable(developer);
@@ -1158,7 +1185,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
 
     function test_SettleBatch_100Calls() external {
         uint64 big = _activeService(blueprintId, N_OPERATORS, true);
-        (uint64[] memory callIds, bytes32[] memory results) = _openBatch(big, 100);
+        (uint256[] memory callIds, bytes32[] memory results) = _openBatch(big, 100);
         uint256 bitmap = _firstSlots(N_OPERATORS);
         protocol.settleBatch(big, callIds, results, bitmap, _sign(bitmap, _batchDigest(big, callIds, results)));
         for (uint256 i; i < 100; ++i) {
@@ -1171,32 +1198,32 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     function test_SettleBatch_NotifiesHooksPerCall() external {
         uint64 bp = _createBlueprint(address(hooks));
         uint64 id = _activeService(bp, 4, true);
-        (uint64[] memory callIds, bytes32[] memory results) = _openBatch(id, 3);
+        (uint256[] memory callIds, bytes32[] memory results) = _openBatch(id, 3);
         protocol.settleBatch(id, callIds, results, 0xE, _sign(0xE, _batchDigest(id, callIds, results)));
         assertEq(hooks.resultCount(), 3, "three results");
         assertEq(hooks.results(callIds[2]), results[2], "result");
     }
 
     function test_RevertWhen_SettleBatchInvalid() external {
-        (uint64[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 3);
+        (uint256[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 3);
         vm.expectRevert(abi.encodeWithSelector(LengthMismatch.selector, 3, 2));
         protocol.settleBatch(serviceId, callIds, new bytes32[](2), 0xE, "");
         vm.expectRevert(abi.encodeWithSelector(InvalidBatchSize.selector, 0));
-        protocol.settleBatch(serviceId, new uint64[](0), new bytes32[](0), 0xE, "");
+        protocol.settleBatch(serviceId, new uint256[](0), new bytes32[](0), 0xE, "");
         vm.expectRevert(abi.encodeWithSelector(InvalidBatchSize.selector, 1025));
-        protocol.settleBatch(serviceId, new uint64[](1025), new bytes32[](1025), 0xE, "");
+        protocol.settleBatch(serviceId, new uint256[](1025), new bytes32[](1025), 0xE, "");
 
         // A call of another service.
         uint64 other = _activeService(blueprintId, 4, true);
-        uint64 foreign = _call(other, 0);
-        uint64[] memory mixed = new uint64[](2);
+        uint256 foreign = _call(other, 0);
+        uint256[] memory mixed = new uint256[](2);
         mixed[0] = callIds[0];
         mixed[1] = foreign;
         vm.expectRevert(abi.encodeWithSelector(CallServiceMismatch.selector, foreign, other, serviceId));
         protocol.settleBatch(serviceId, mixed, new bytes32[](2), 0xE, "");
 
         // A duplicate.
-        uint64[] memory dup = new uint64[](2);
+        uint256[] memory dup = new uint256[](2);
         dup[0] = callIds[1];
         dup[1] = callIds[1];
         vm.expectRevert(abi.encodeWithSelector(CallNotOpen.selector, callIds[1], IVouchProtocol.CallStatus.Settled));
@@ -1213,7 +1240,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         protocol.settleBatch(serviceId, callIds, results, 0xE, signature);
 
         // A single-call certificate is not a batch certificate.
-        uint64[] memory one = new uint64[](1);
+        uint256[] memory one = new uint256[](1);
         one[0] = callIds[0];
         bytes32[] memory oneResult = new bytes32[](1);
         oneResult[0] = results[0];
@@ -1229,7 +1256,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RevertWhen_SettleBatchContainsLateOrSettledCall() external {
-        (uint64[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 2);
+        (uint256[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, 2);
         protocol.settle(callIds[1], results[1], 0xE, _certify(serviceId, callIds[1], results[1], 0xE));
         bytes memory signature = _sign(0xE, _batchDigest(serviceId, callIds, results));
         vm.expectRevert(abi.encodeWithSelector(CallNotOpen.selector, callIds[1], IVouchProtocol.CallStatus.Settled));
@@ -1248,7 +1275,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     // ===============================================================================================================
 
     function test_Refund_AfterDeadline() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         uint64 deadline = protocol.getCall(callId).deadline;
         vm.warp(deadline + 1);
         vm.expectEmit(address(protocol));
@@ -1268,7 +1295,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RevertWhen_RefundInvalid() external {
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         uint64 deadline = protocol.getCall(callId).deadline;
         vm.warp(deadline);
         vm.expectRevert(abi.encodeWithSelector(DeadlineNotPassed.selector, callId, deadline));
@@ -1282,8 +1309,8 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_SettledCallIsNeverRefunded_AndRefundedNeverSettled() external {
-        uint64 settled = _settleOne(serviceId, 0, 0xE);
-        uint64 open = _call(serviceId, 0);
+        uint256 settled = _settleOne(serviceId, 0, 0xE);
+        uint256 open = _call(serviceId, 0);
         bytes32 r = keccak256("late");
         bytes memory signature = _certify(serviceId, open, r, 0xE);
         vm.warp(block.timestamp + 7 days);
@@ -1295,10 +1322,10 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     }
 
     function test_RefundBatch() external {
-        uint64 a = _call(serviceId, 0);
-        uint64 b = _call(serviceId, 1);
+        uint256 a = _call(serviceId, 0);
+        uint256 b = _call(serviceId, 1);
         vm.warp(block.timestamp + DEADLINE1 + 1);
-        uint64[] memory ids = new uint64[](2);
+        uint256[] memory ids = new uint256[](2);
         ids[0] = a;
         ids[1] = b;
         protocol.refundBatch(ids);
@@ -1376,7 +1403,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         token.mint(payer, price);
         bitmap = bound(bitmap, 1, 15);
 
-        uint64 callId = _call(id, 0);
+        uint256 callId = _call(id, 0);
         bytes32 r = keccak256("r");
         protocol.settle(callId, r, bitmap, _certify(id, callId, r, bitmap));
 
@@ -1394,7 +1421,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     /// @dev Settlement succeeds iff the bitmap fits, has ≥ minSigners bits and ≥ quorum stake; `quorumReached` agrees.
     function testFuzz_Settle_QuorumDecision(uint256 bitmap) external {
         bitmap = bitmap & 0x1F; // include one out-of-range bit sometimes
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
         bool fits = bitmap != 0 && bitmap < 16;
         bytes memory signature = fits ? _certify(serviceId, callId, r, bitmap) : new bytes(256);
@@ -1412,7 +1439,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     /// first, and after it neither transition is possible again.
     function testFuzz_SettleOrRefund_Timing(uint256 elapsed, bool settleFirst) external {
         elapsed = bound(elapsed, 0, 2 * DEADLINE0);
-        uint64 callId = _call(serviceId, 0);
+        uint256 callId = _call(serviceId, 0);
         bytes32 r = keccak256("r");
         bytes memory settleCall =
             abi.encodeCall(VouchProtocol.settle, (callId, r, 0xE, _certify(serviceId, callId, r, 0xE)));
@@ -1444,7 +1471,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
     function testFuzz_SettleBatch_Exact(uint8 n, uint256 bitmapSeed) external {
         n = uint8(bound(n, 1, 20));
         uint256 bitmap = [uint256(0xE), 0xC, 0xF, 0xB, 0xD][bitmapSeed % 5];
-        (uint64[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, n);
+        (uint256[] memory callIds, bytes32[] memory results) = _openBatch(serviceId, n);
         uint256 total;
         for (uint256 i; i < n; ++i) {
             total += protocol.getCall(callIds[i]).payment;

@@ -134,7 +134,7 @@ contract DeviationTest is SlashingBase {
         VouchSlasher goldenSlasher = new VouchSlasher(golden, staking, registry);
         staking.setSlasher(address(goldenSlasher));
         uint64 serviceId = uint64(vm.parseJsonUint(json, ".result.serviceId"));
-        uint64 callId = uint64(vm.parseJsonUint(json, ".result.callId"));
+        uint256 callId = vm.parseJsonUint(json, ".result.callId");
         bytes32 inputsHash = vm.parseJsonBytes32(json, ".result.inputsHash");
         bytes32 resultHash = vm.parseJsonBytes32(json, ".result.resultHash");
 
@@ -179,7 +179,7 @@ contract DeviationTest is SlashingBase {
         );
         slasher.proposeDeviation(CALL_REFUNDED, op2, 2, s);
         vm.expectRevert(
-            abi.encodeWithSelector(VouchSlasher.CallNotSettled.selector, uint64(99), IVouchProtocol.CallStatus.None)
+            abi.encodeWithSelector(VouchSlasher.CallNotSettled.selector, uint256(99), IVouchProtocol.CallStatus.None)
         );
         slasher.proposeDeviation(99, op2, 2, s);
     }

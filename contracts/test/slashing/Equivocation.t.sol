@@ -310,7 +310,7 @@ contract EquivocationTest is SlashingBase {
     function test_RevertWhen_ReportEquivocation_UnknownCall() external {
         VouchSlasher.SignedResult memory a = _signed(sk0, 99, INPUTS, RESULT);
         VouchSlasher.SignedResult memory b = _signed(sk0, 99, INPUTS, WRONG);
-        vm.expectRevert(abi.encodeWithSelector(VouchSlasher.UnknownCall.selector, uint64(99)));
+        vm.expectRevert(abi.encodeWithSelector(VouchSlasher.UnknownCall.selector, uint256(99)));
         slasher.reportEquivocation(SERVICE, 99, op0, 0, a, b);
     }
 

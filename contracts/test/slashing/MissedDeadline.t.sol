@@ -11,7 +11,7 @@ import {SlashingBase} from "./SlashingBase.sol";
 /// small penalty, miss counting and jailing.
 contract MissedDeadlineTest is SlashingBase {
     /// @dev First id of the extra refunded calls made by `_refunded`.
-    uint64 internal constant EXTRA_CALLS = 1000;
+    uint256 internal constant EXTRA_CALLS = 1000;
 
     // ---------------------------------------------------------------------------------------------------------------
     // Success
@@ -124,7 +124,7 @@ contract MissedDeadlineTest is SlashingBase {
         );
         slasher.reportMissedDeadline(CALL_OPEN, op0, 0);
         vm.expectRevert(
-            abi.encodeWithSelector(VouchSlasher.CallNotFinal.selector, uint64(99), IVouchProtocol.CallStatus.None)
+            abi.encodeWithSelector(VouchSlasher.CallNotFinal.selector, uint256(99), IVouchProtocol.CallStatus.None)
         );
         slasher.reportMissedDeadline(99, op0, 0);
     }
@@ -207,8 +207,7 @@ contract MissedDeadlineTest is SlashingBase {
     /// @dev Refunded calls `EXTRA_CALLS .. EXTRA_CALLS + n - 1` of service 1.
     function _refunded(uint256 n) internal {
         for (uint256 i; i < n; ++i) {
-            // forge-lint: disable-next-line(unsafe-typecast)
-            protocol.setCall(EXTRA_CALLS + uint64(i), _call(SERVICE, IVouchProtocol.CallStatus.Refunded, 0, 0)); // small n
+            protocol.setCall(EXTRA_CALLS + i, _call(SERVICE, IVouchProtocol.CallStatus.Refunded, 0, 0));
         }
     }
 }

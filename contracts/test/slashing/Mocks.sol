@@ -11,7 +11,8 @@ import {IVouchStaking} from "../../src/interfaces/IVouchStaking.sol";
 contract MockVouchProtocol is IVouchProtocol {
     mapping(uint64 blueprintId => Blueprint) private _blueprints;
     mapping(uint64 serviceId => Service) private _services;
-    mapping(uint64 callId => Call) private _calls;
+    mapping(uint256 callId => Call) private _calls;
+    mapping(uint256 batchId => PaidBatch) private _paidBatches;
 
     /// @notice Sets blueprint `blueprintId`.
     function setBlueprint(uint64 blueprintId, Blueprint memory blueprint) external {
@@ -34,8 +35,13 @@ contract MockVouchProtocol is IVouchProtocol {
     }
 
     /// @notice Sets call `callId`.
-    function setCall(uint64 callId, Call memory call) external {
+    function setCall(uint256 callId, Call memory call) external {
         _calls[callId] = call;
+    }
+
+    /// @notice Sets paid batch `batchId`.
+    function setPaidBatch(uint256 batchId, PaidBatch memory batch) external {
+        _paidBatches[batchId] = batch;
     }
 
     /// @inheritdoc IVouchProtocol
@@ -49,8 +55,13 @@ contract MockVouchProtocol is IVouchProtocol {
     }
 
     /// @inheritdoc IVouchProtocol
-    function getCall(uint64 callId) external view returns (Call memory) {
+    function getCall(uint256 callId) external view returns (Call memory) {
         return _calls[callId];
+    }
+
+    /// @inheritdoc IVouchProtocol
+    function getPaidBatch(uint256 batchId) external view returns (PaidBatch memory) {
+        return _paidBatches[batchId];
     }
 
     /// @inheritdoc IVouchProtocol

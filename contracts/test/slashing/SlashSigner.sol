@@ -12,7 +12,7 @@ import {VectorTest} from "../utils/Vectors.sol";
 abstract contract SlashSigner is VectorTest {
     /// @notice One leaf of a batch: a statement about a call.
     struct Leaf {
-        uint64 callId;
+        uint256 callId;
         bytes32 inputsHash;
         bytes32 resultHash;
     }
@@ -27,7 +27,7 @@ abstract contract SlashSigner is VectorTest {
         uint256 secretKey,
         address protocol,
         uint64 serviceId,
-        uint64 callId,
+        uint256 callId,
         bytes32 inputsHash,
         bytes32 resultHash
     ) internal view returns (VouchSlasher.SignedResult memory s) {

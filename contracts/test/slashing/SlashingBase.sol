@@ -21,11 +21,11 @@ abstract contract SlashingBase is SlashSigner {
     uint64 internal constant SERVICE = 1;
     uint64 internal constant OTHER_SERVICE = 2;
     uint64 internal constant KEYLESS_SERVICE = 3;
-    uint64 internal constant CALL_OPEN = 10;
-    uint64 internal constant CALL_SETTLED = 11;
-    uint64 internal constant CALL_REFUNDED = 12;
-    uint64 internal constant CALL_OTHER_SERVICE = 20;
-    uint64 internal constant CALL_KEYLESS = 30;
+    uint256 internal constant CALL_OPEN = 10;
+    uint256 internal constant CALL_SETTLED = 11;
+    uint256 internal constant CALL_REFUNDED = 12;
+    uint256 internal constant CALL_OTHER_SERVICE = 20;
+    uint256 internal constant CALL_KEYLESS = 30;
 
     uint16 internal constant EQUIVOCATION_BPS = 5000;
     uint16 internal constant DEVIATION_BPS = 2000;
@@ -195,7 +195,7 @@ abstract contract SlashingBase is SlashSigner {
     // ---------------------------------------------------------------------------------------------------------------
 
     /// @dev Single-form evidence about a service-1 call, bound to this protocol.
-    function _signed(uint256 secretKey, uint64 callId, bytes32 inputsHash, bytes32 resultHash)
+    function _signed(uint256 secretKey, uint256 callId, bytes32 inputsHash, bytes32 resultHash)
         internal
         view
         returns (VouchSlasher.SignedResult memory)
@@ -204,12 +204,12 @@ abstract contract SlashingBase is SlashSigner {
     }
 
     /// @dev The result digest of a statement about a service-1 call.
-    function _resultDigest(uint64 callId, bytes32 inputsHash, bytes32 resultHash) internal view returns (bytes32) {
+    function _resultDigest(uint256 callId, bytes32 inputsHash, bytes32 resultHash) internal view returns (bytes32) {
         return VouchDigest.resultDigest(block.chainid, address(protocol), SERVICE, callId, inputsHash, resultHash);
     }
 
     /// @dev A three-leaf batch of service 1: other call, `callId` with `resultHash`, other call.
-    function _threeLeaves(uint64 callId, bytes32 resultHash) internal pure returns (Leaf[] memory leaves) {
+    function _threeLeaves(uint256 callId, bytes32 resultHash) internal pure returns (Leaf[] memory leaves) {
         leaves = new Leaf[](3);
         leaves[0] = Leaf({callId: 1000, inputsHash: keccak256("i0"), resultHash: keccak256("r0")});
         leaves[1] = Leaf({callId: callId, inputsHash: INPUTS, resultHash: resultHash});

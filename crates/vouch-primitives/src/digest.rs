@@ -5,10 +5,10 @@
 //! collide, and each binds the chain id and the verifying contract.
 
 use crate::{
-    domain::{BATCH_TAG, POP_TAG, RESULT_TAG},
+    domain::{BATCH_TAG, PAID_CALL_TAG, POP_TAG, RESULT_TAG},
     ids::{CallId, ChainBinding, ServiceId},
 };
-use alloy_primitives::{Address, B256, keccak256};
+use alloy_primitives::{Address, B256, U256, keccak256};
 use serde::{Deserialize, Serialize};
 
 /// What operators vouch for in one call: the inputs they ran and the result they got.
@@ -54,6 +54,10 @@ fn word_u64(v: u64) -> [u8; 32] {
     w
 }
 
+fn word_u256(v: U256) -> [u8; 32] {
+    v.to_be_bytes()
+}
+
 fn word_address(a: Address) -> [u8; 32] {
     let mut w = [0u8; 32];
     w[12..].copy_from_slice(a.as_slice());
@@ -68,7 +72,7 @@ pub fn result_digest(binding: &ChainBinding, result: &ResultRef) -> B256 {
     buf[32..64].copy_from_slice(&word_u64(binding.chain_id));
     buf[64..96].copy_from_slice(&word_address(binding.contract));
     buf[96..128].copy_from_slice(&word_u64(result.service_id.0));
-    buf[128..160].copy_from_slice(&word_u64(result.call_id.0));
+    buf[128..160].copy_from_slice(&word_u256(result.call_id.0));
     buf[160..192].copy_from_slice(result.inputs_hash.as_slice());
     buf[192..224].copy_from_slice(result.result_hash.as_slice());
     keccak256(buf)
@@ -77,7 +81,7 @@ pub fn result_digest(binding: &ChainBinding, result: &ResultRef) -> B256 {
 /// Leaf of a batch tree: `keccak256(abi.encode(callId, inputsHash, resultHash))`.
 pub fn batch_leaf(entry: &BatchEntry) -> B256 {
     let mut buf = [0u8; 32 * 3];
-    buf[0..32].copy_from_slice(&word_u64(entry.call_id.0));
+    buf[0..32].copy_from_slice(&word_u256(entry.call_id.0));
     buf[32..64].copy_from_slice(entry.inputs_hash.as_slice());
     buf[64..96].copy_from_slice(entry.result_hash.as_slice());
     keccak256(buf)
@@ -126,6 +130,49 @@ pub fn batch_digest(binding: &ChainBinding, service_id: ServiceId, entries: &[Ba
     Ok(keccak256(buf))
 }
 
+/// Id of the call an x402 (EIP-3009) authorization pays for:
+/// `uint256(keccak256(abi.encode(PAID_CALL_TAG, from, nonce)))`. The token accepts `(from, nonce)`
+/// once, so the id is unique; operators can sign a paid call's result before the chain sees it.
+pub fn paid_call_id(from: Address, nonce: B256) -> CallId {
+    let mut buf = [0u8; 32 * 3];
+    buf[0..32].copy_from_slice(PAID_CALL_TAG.as_slice());
+    buf[32..64].copy_from_slice(&word_address(from));
+    buf[64..96].copy_from_slice(nonce.as_slice());
+    CallId(U256::from_be_bytes(keccak256(buf).0))
+}
+
+/// One entry of a paid batch as the protocol records it (`VouchProtocol.settlePaidBatch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaidRecord {
+    /// The payer.
+    pub from: Address,
+    /// The authorization's nonce.
+    pub nonce: B256,
+    /// The job.
+    pub job_index: u8,
+    /// Amount collected (0 for an entry skipped because its authorization was used elsewhere).
+    pub payment: U256,
+    /// Hash of the call's inputs.
+    pub inputs_hash: B256,
+    /// Hash of the certified result.
+    pub result_hash: B256,
+}
+
+/// Leaf of a paid batch's record tree, which proves one call of the batch to the slasher:
+/// `keccak256(abi.encode(from, nonce, uint8 jobIndex, payment, inputsHash, resultHash))`, in the
+/// tree of [`batch_root`].
+pub fn paid_record_leaf(record: &PaidRecord) -> B256 {
+    let mut buf = [0u8; 32 * 6];
+    buf[0..32].copy_from_slice(&word_address(record.from));
+    buf[32..64].copy_from_slice(record.nonce.as_slice());
+    buf[95] = record.job_index;
+    buf[96..128].copy_from_slice(&word_u256(record.payment));
+    buf[128..160].copy_from_slice(record.inputs_hash.as_slice());
+    buf[160..192].copy_from_slice(record.result_hash.as_slice());
+    keccak256(buf)
+}
+
 /// Digest a proof of possession signs:
 /// `keccak256(abi.encodePacked(POP_TAG, uint256 chainId, address registry, address operator, bytes pubkey))`
 /// with the 128-byte EIP-2537 public key. `binding.contract` is the key registry.
@@ -149,7 +196,7 @@ mod tests {
 
     fn entry(call: u64) -> BatchEntry {
         BatchEntry {
-            call_id: CallId(call),
+            call_id: CallId::from(call),
             inputs_hash: keccak256(call.to_be_bytes()),
             result_hash: keccak256((call + 1).to_be_bytes()),
         }
@@ -189,7 +236,7 @@ mod tests {
             inputs in any::<[u8; 32]>(), result in any::<[u8; 32]>(), flip in 0usize..6,
         ) {
             let binding = ChainBinding::new(chain, BINDING.contract);
-            let r = ResultRef { service_id: ServiceId(service), call_id: CallId(call),
+            let r = ResultRef { service_id: ServiceId(service), call_id: CallId::from(call),
                 inputs_hash: B256::from(inputs), result_hash: B256::from(result) };
             let mut b2 = binding;
             let mut r2 = r;
@@ -197,7 +244,7 @@ mod tests {
                 0 => b2.chain_id ^= 1,
                 1 => b2.contract = address!("0x00000000000000000000000000000000000c0de6"),
                 2 => r2.service_id.0 ^= 1,
-                3 => r2.call_id.0 ^= 1,
+                3 => r2.call_id.0 ^= U256::from(1u8),
                 4 => r2.inputs_hash.0[31] ^= 1,
                 _ => r2.result_hash.0[0] ^= 1,
             }
@@ -211,6 +258,41 @@ mod tests {
             let i = which.index(n);
             entries[i].result_hash.0[5] ^= 0x80;
             prop_assert_ne!(before, batch_digest(&BINDING, ServiceId(1), &entries).unwrap());
+        }
+    }
+
+    #[test]
+    fn paid_call_ids_are_256_bit_and_bind_payer_and_nonce() {
+        let from = address!("0x00000000000000000000000000000000000a11ce");
+        let id = paid_call_id(from, B256::ZERO);
+        assert!(u64::try_from(id.0).is_err(), "far above the callJob counter range");
+        assert_ne!(id, paid_call_id(from, B256::with_last_byte(1)));
+        assert_ne!(id, paid_call_id(Address::ZERO, B256::ZERO));
+        assert!(id.to_string().starts_with("call 0x"));
+        assert_eq!(CallId::from(7).to_string(), "call 7");
+    }
+
+    #[test]
+    fn paid_record_leaf_binds_every_field() {
+        let base = PaidRecord {
+            from: address!("0x00000000000000000000000000000000000a11ce"),
+            nonce: B256::with_last_byte(9),
+            job_index: 1,
+            payment: U256::from(1_000_000u64),
+            inputs_hash: B256::with_last_byte(2),
+            result_hash: B256::with_last_byte(3),
+        };
+        let leaf = paid_record_leaf(&base);
+        let variants = [
+            PaidRecord { from: Address::ZERO, ..base },
+            PaidRecord { nonce: B256::ZERO, ..base },
+            PaidRecord { job_index: 2, ..base },
+            PaidRecord { payment: U256::ZERO, ..base },
+            PaidRecord { inputs_hash: B256::ZERO, ..base },
+            PaidRecord { result_hash: B256::ZERO, ..base },
+        ];
+        for v in variants {
+            assert_ne!(paid_record_leaf(&v), leaf, "{v:?}");
         }
     }
 }

@@ -19,6 +19,9 @@ pub const RESULT_TAG: B256 = b256!("0x03ebdd9bce081a58067e4de90a0b139bd5c0f3cfbe
 /// `keccak256("vouch.v1.batch")`: first word of every batch digest.
 pub const BATCH_TAG: B256 = b256!("0x76992b3870e8d24acd03ce65dbd2827b06437ab5a2666c3ea7164f03e814119b");
 
+/// `keccak256("vouch.v1.paid-call")`: first word of the preimage of an x402 call id.
+pub const PAID_CALL_TAG: B256 = b256!("0xb329aed3709254fdbf6485986c8b138adb8ec142761c8e45725ea812e36fa4ab");
+
 /// `keccak256("vouch.v1.pop")`: first word of every proof-of-possession preimage.
 pub const POP_TAG: B256 = b256!("0xc2c8cc8084fd9b64e72f219581a0889f74016e370a485aab1632d6c87958581c");
 
@@ -32,6 +35,7 @@ mod tests {
         assert_eq!(RESULT_TAG, keccak256("vouch.v1.result"));
         assert_eq!(BATCH_TAG, keccak256("vouch.v1.batch"));
         assert_eq!(POP_TAG, keccak256("vouch.v1.pop"));
+        assert_eq!(PAID_CALL_TAG, keccak256("vouch.v1.paid-call"));
     }
 
     #[test]

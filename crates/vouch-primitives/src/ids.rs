@@ -1,6 +1,6 @@
 //! Identifiers of protocol objects and the chain binding every signature carries.
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -9,10 +9,20 @@ use std::fmt;
 #[serde(transparent)]
 pub struct ServiceId(pub u64);
 
-/// On-chain id of one job call.
+/// Id of one job call, a `uint256` on-chain.
+///
+/// Calls opened with `callJob` take the next value of a counter (1, 2, …). A call paid with an x402
+/// authorization has the id [`crate::paid_call_id`]`(from, nonce)`, known before anything reaches
+/// the chain. Serialized as a `0x`-prefixed hex string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct CallId(pub u64);
+pub struct CallId(pub U256);
+
+impl From<u64> for CallId {
+    fn from(id: u64) -> Self {
+        Self(U256::from(id))
+    }
+}
 
 impl fmt::Display for ServiceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -21,8 +31,12 @@ impl fmt::Display for ServiceId {
 }
 
 impl fmt::Display for CallId {
+    /// Counter ids in decimal (`call 7`), derived x402 ids in hex (`call 0x3f…`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "call {}", self.0)
+        match u64::try_from(self.0) {
+            Ok(small) => write!(f, "call {small}"),
+            Err(_) => write!(f, "call {:#x}", self.0),
+        }
     }
 }
 

@@ -9,6 +9,9 @@ pub mod digest;
 pub mod domain;
 pub mod ids;
 
-pub use alloy_primitives::{Address, B256};
-pub use digest::{BatchEntry, BatchError, ResultRef, batch_digest, batch_leaf, batch_root, pop_digest, result_digest};
+pub use alloy_primitives::{Address, B256, U256};
+pub use digest::{
+    BatchEntry, BatchError, PaidRecord, ResultRef, batch_digest, batch_leaf, batch_root, paid_call_id,
+    paid_record_leaf, pop_digest, result_digest,
+};
 pub use ids::{CallId, ChainBinding, ServiceId};

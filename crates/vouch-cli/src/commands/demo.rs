@@ -76,7 +76,7 @@ pub(crate) fn run(args: &DemoArgs, datadir: &Path, out: &Output) -> eyre::Result
     // 4. Each signer signs the result digest of one call; the aggregate is one G2 point.
     let result = ResultRef {
         service_id: ServiceId(1),
-        call_id: CallId(1),
+        call_id: CallId::from(1),
         inputs_hash: keccak256(br#"{"text":"hello, vouch"}"#),
         result_hash: keccak256(br#"{"echo":"hello, vouch"}"#),
     };

@@ -13,8 +13,8 @@ use vouch_crypto::{
     CryptoError, DST_POP, DST_RESULT, PublicKey, SecretKey, Signature, aggregate_signatures, fast_aggregate_verify,
 };
 use vouch_primitives::{
-    BatchEntry, CallId, ChainBinding, ResultRef, ServiceId, batch_digest, batch_leaf, batch_root, pop_digest,
-    result_digest,
+    BatchEntry, CallId, ChainBinding, PaidRecord, ResultRef, ServiceId, batch_digest, batch_leaf, batch_root,
+    paid_call_id, paid_record_leaf, pop_digest, result_digest,
 };
 
 const CHAIN_ID: u64 = 31337;
@@ -29,6 +29,15 @@ const ERR_LENGTH: &str = "InvalidLength(uint256,uint256)";
 
 fn x(bytes: impl AsRef<[u8]>) -> Value {
     Value::String(format!("0x{}", hex::encode(bytes)))
+}
+
+/// A call id as JSON: a number for counter ids (what forge's `parseJsonUint` reads either way), a
+/// 0x-prefixed 32-byte word for derived x402 ids.
+fn id_json(id: CallId) -> Value {
+    match u64::try_from(id.0) {
+        Ok(small) => Value::from(small),
+        Err(_) => x(id.0.to_be_bytes::<32>()),
+    }
 }
 
 fn bitmap_hex(slots: &[usize]) -> Value {
@@ -89,7 +98,7 @@ fn generate() -> Value {
 
     let result = ResultRef {
         service_id: ServiceId(7),
-        call_id: CallId(42),
+        call_id: CallId::from(42),
         inputs_hash: keccak256("vouch golden inputs"),
         result_hash: keccak256("vouch golden result"),
     };
@@ -97,7 +106,7 @@ fn generate() -> Value {
 
     let entries: Vec<BatchEntry> = (0..5u64)
         .map(|i| BatchEntry {
-            call_id: CallId(100 + i),
+            call_id: CallId::from(100 + i),
             inputs_hash: keccak256(format!("batch inputs {i}")),
             result_hash: keccak256(format!("batch result {i}")),
         })
@@ -107,10 +116,24 @@ fn generate() -> Value {
         "serviceId": 7,
         "count": entries.len(),
         "leaves": entries.iter().zip(&leaves).map(|(e, l)| json!({
-            "callId": e.call_id.0, "inputsHash": x(e.inputs_hash), "resultHash": x(e.result_hash), "leaf": x(l),
+            "callId": id_json(e.call_id), "inputsHash": x(e.inputs_hash), "resultHash": x(e.result_hash), "leaf": x(l),
         })).collect::<Vec<_>>(),
         "root": x(batch_root(&leaves).expect("non-empty")),
         "digest": x(batch_digest(&protocol, ServiceId(7), &entries).expect("non-empty")),
+    });
+
+    let record = PaidRecord {
+        from: address!("0x00000000000000000000000000000000000a11ce"),
+        nonce: keccak256("vouch golden nonce"),
+        job_index: 3,
+        payment: U256::from(1_250_000u64),
+        inputs_hash: keccak256("paid inputs"),
+        result_hash: keccak256("paid result"),
+    };
+    let paid_call = json!({
+        "from": record.from.to_string(), "nonce": x(record.nonce), "callId": id_json(paid_call_id(record.from, record.nonce)),
+        "jobIndex": record.job_index, "payment": record.payment.to::<u64>(),
+        "inputsHash": x(record.inputs_hash), "resultHash": x(record.result_hash), "recordLeaf": x(paid_record_leaf(&record)),
     });
 
     let hash_msgs = [B256::ZERO, digest, keccak256("vouch")];
@@ -291,10 +314,11 @@ fn generate() -> Value {
         "keys": key_json,
         "hashToG2": hash_to_g2,
         "result": {
-            "serviceId": result.service_id.0, "callId": result.call_id.0,
+            "serviceId": result.service_id.0, "callId": id_json(result.call_id),
             "inputsHash": x(result.inputs_hash), "resultHash": x(result.result_hash), "digest": x(digest),
         },
         "batch": batch,
+        "paidCall": paid_call,
         "aggregates": aggregates,
         "invalidSignatures": invalid_json,
         "invalidKeys": invalid_keys,
