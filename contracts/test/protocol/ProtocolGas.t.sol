@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {IVouchProtocol} from "../../src/interfaces/IVouchProtocol.sol";
+import {VouchDigest} from "../../src/bls/VouchDigest.sol";
 import {VouchProtocol} from "../../src/protocol/VouchProtocol.sol";
 import {ProtocolBase} from "./ProtocolBase.sol";
 
@@ -38,6 +39,9 @@ contract ProtocolGasTest is ProtocolBase {
     VouchProtocol.PaidCall internal onePaid;
     VouchProtocol.PaidCall[] internal manyPaid;
 
+    VouchProtocol.PaidResult[] internal paidBatch;
+    bytes internal paidBatchSig;
+
     function setUp() public override {
         super.setUp();
         for (uint256 i; i < 10; ++i) {
@@ -64,6 +68,33 @@ contract ProtocolGasTest is ProtocolBase {
         for (uint256 i; i < 100; ++i) {
             manyPaid.push(_paidCall(service10, 0));
         }
+
+        // x402 fast path: 100 different payers (each paid before, so its balance slot is non-zero, as an agent's
+        // wallet is), one certificate by the 10 operators over the whole batch.
+        bytes32[] memory leaves = new bytes32[](100);
+        for (uint256 i; i < 100; ++i) {
+            uint256 key = 0xB0B000 + i;
+            token.mint(vm.addr(key), 100e6);
+            VouchProtocol.PaidCall memory p = _paidCallFrom(key, service10, 0, PRICE0);
+            bytes32 resultHash = keccak256(abi.encode("paid result", i));
+            paidBatch.push(
+                VouchProtocol.PaidResult({
+                    from: p.from,
+                    jobIndex: 0,
+                    validAfter: p.validAfter,
+                    validBefore: p.validBefore,
+                    nonce: p.nonce,
+                    signature: p.signature,
+                    inputsHash: p.inputsHash,
+                    resultHash: resultHash
+                })
+            );
+            leaves[i] = VouchDigest.batchLeaf(_paidCallId(p.from, p.nonce), p.inputsHash, resultHash);
+        }
+        paidBatchSig = _sign(
+            0x3FF,
+            VouchDigest.batchDigest(block.chainid, address(protocol), service10, VouchDigest.batchRoot(leaves), 100)
+        );
     }
 
     function test_Gas_CallJob() external {
@@ -124,6 +155,25 @@ contract ProtocolGasTest is ProtocolBase {
             abi.encodeCall(VouchProtocol.settleBatch, (service10, ids, results, 0x3FF, signature)),
             gasUsed
         );
+    }
+
+    function test_Gas_SettlePaidBatch_100Calls_10Signers() external {
+        VouchProtocol.PaidResult[] memory entries = paidBatch;
+        bytes memory signature = paidBatchSig;
+        uint256 accountedBefore = protocol.accounted();
+        uint256 batchId = protocol.settlePaidBatch(service10, entries, 0x3FF, signature);
+        uint256 gasUsed = vm.snapshotGasLastCall("settlePaidBatch_100_calls_10_signers");
+        _tx(
+            "settlePaidBatch_100_calls_10_signers_tx",
+            abi.encodeCall(VouchProtocol.settlePaidBatch, (service10, entries, 0x3FF, signature)),
+            gasUsed
+        );
+        assertEq(protocol.getPaidBatch(batchId).count, 100, "batch recorded");
+        for (uint256 i; i < 100; ++i) {
+            assertEq(token.balanceOf(entries[i].from), uint256(100e6 - PRICE0), "each payer paid the price once");
+        }
+        _assertSolvent();
+        assertGt(protocol.accounted(), accountedBefore, "fees credited");
     }
 
     /// @dev Records the whole-transaction gas: 21,000 + calldata (4 per zero byte, 16 per other) + call gas.
