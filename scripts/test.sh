@@ -2,7 +2,8 @@
 # The project's test command (README, CI): installs what it needs, then runs every test.
 #   1. setup (idempotent)
 #   2. contracts: forge build, forge test (unit, fuzz, golden vectors) with the gas snapshot check
-#   3. Rust: every workspace test (unit, property, golden-vector freshness)
+#   3. contract artifacts: the ABIs and bytecode committed for the Rust bindings match the Solidity sources
+#   4. Rust: every workspace test (unit, property, golden-vector freshness)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
@@ -21,6 +22,19 @@ echo "== forge build && forge test (contracts/)" >&2
   if [[ -n "$(git status --porcelain -- snapshots)" ]]; then
     echo "gas snapshots changed or are uncommitted: review contracts/snapshots and commit them" >&2
     git status --porcelain -- snapshots >&2
+    exit 1
+  fi
+)
+
+echo "== contract artifacts are fresh (scripts/export-artifacts.sh)" >&2
+(
+  cd "$ROOT"
+  "$ROOT/scripts/export-artifacts.sh"
+  git rev-parse --is-inside-work-tree >/dev/null || { echo "the artifacts check needs a git checkout" >&2; exit 1; }
+  untracked="$(git ls-files --others --exclude-standard -- crates/vouch-contracts/artifacts)"
+  if ! git diff --exit-code --stat -- crates/vouch-contracts/artifacts >&2 || [[ -n "$untracked" ]]; then
+    [[ -z "$untracked" ]] || printf 'untracked: %s\n' $untracked >&2
+    echo "artifacts are stale: run scripts/export-artifacts.sh and commit crates/vouch-contracts/artifacts" >&2
     exit 1
   fi
 )
