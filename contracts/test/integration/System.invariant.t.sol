@@ -17,8 +17,9 @@ import {SystemBase, SystemMath} from "./SystemBase.sol";
 /// @title SystemHandler
 /// @notice Random sequences of actions on the whole system, by a fixed cast: stakers delegate, unstake and withdraw;
 /// payers open calls on-chain and with x402 authorizations; a keeper settles them (single and batch, with real
-/// certificates of random signer subsets, sometimes below quorum) or refunds them after their deadline; reporters
-/// report equivocations and missed deadlines; everyone claims. Every action predicts its outcome from the spec: an
+/// certificates of random signer subsets, sometimes below quorum) or refunds them after their deadline; a gateway pays
+/// and settles x402 calls in one step with paid batches (`settlePaidBatch`), which anyone may resubmit and nobody may
+/// refund; reporters report equivocations and missed deadlines; everyone claims. Every action predicts its outcome from the spec: an
 /// expected refusal must revert with exactly the documented error, an expected success must move exactly the
 /// documented amounts. Any mismatch reverts the handler, and the invariant contract runs with `fail-on-revert`.
 /// @dev Ghost ledgers (what each account put in, was credited and took out) back the invariants.
@@ -60,6 +61,15 @@ contract SystemHandler {
         uint256[] commissions; // claimable of each service operator (slot order)
         uint256[] dustScaled; // rewardDustScaled of each service operator's pool
         uint256 reserve;
+    }
+
+    /// @dev An x402 paid batch as the gateway submits it, and what each entry must collect.
+    struct PaidPlan {
+        VouchProtocol.PaidResult[] entries;
+        uint256[] prices; // job price each entry must collect; 0 = its authorization was already used (skipped)
+        uint256 total; // Σ prices
+        uint256 bitmap;
+        bytes signature;
     }
 
     /// @dev A slash's expected amounts and the balances before it.
@@ -140,6 +150,27 @@ contract SystemHandler {
 
     uint256 internal inputNonce;
 
+    // ---- x402 paid batches (`settlePaidBatch`: nothing is stored per call) ----
+    /// @notice Call id of every entry a paid batch collected. None may ever have a call record.
+    uint256[] public paidIds;
+    /// @dev Where a collected entry was first submitted: index in `paidSubmissions` << 32 | index in its batch.
+    mapping(uint256 callId => uint256) internal paidWhere;
+    /// @dev Every paid batch that settled on its first submission: `abi.encode(entries, signerBitmap, signature)`.
+    bytes[] internal paidSubmissions;
+    /// @dev The record each paid batch id must have (`getPaidBatch`), as predicted when it settled.
+    mapping(uint256 batchId => IVouchProtocol.PaidBatch) internal ghostPaidBatch;
+    /// @notice Successful `settlePaidBatch` transactions: first submissions, and resubmissions of settled batches.
+    uint256 public freshPaidBatches;
+    uint256 public resubmittedPaidBatches;
+    /// @notice Σ job prices of the entries paid batches collected (the spec's amounts).
+    uint256 public paidBatchPrices;
+    /// @notice Σ vUSD the protocol and staking received during paid batches (measured).
+    uint256 public paidBatchReceived;
+    /// @notice Of `usdPaid`, what each payer paid through paid batches (Σ its collected entries' prices).
+    mapping(address => uint256) public paidBatchPaid;
+    /// @notice vUSD each account held when the handler was built.
+    mapping(address => uint256) public usdInitial;
+
     constructor(Cast memory cast) {
         usd = cast.usd;
         stk = cast.stk;
@@ -178,6 +209,9 @@ contract SystemHandler {
         for (uint256 i; i < cast.depositors.length; ++i) {
             stakeIn[cast.depositors[i]] += cast.deposits[i];
             poolIn[cast.depositPools[i]][cast.depositors[i]] += cast.deposits[i];
+        }
+        for (uint256 i; i < accounts.length; ++i) {
+            usdInitial[accounts[i]] = cast.usd.balanceOf(accounts[i]);
         }
     }
 
@@ -420,6 +454,119 @@ contract SystemHandler {
     }
 
     // ------------------------------------------------------------------------------------------------------------
+    // x402 paid batches
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// @notice The gateway pays and settles 1..`MAX_BATCH` fresh x402 authorizations of random payers for random jobs
+    /// with one certificate of a random signer subset (`settlePaidBatch`); one time in four an entry of an earlier
+    /// paid batch (its authorization already used) is slipped in and must be skipped. Below quorum the batch must
+    /// revert with exactly the documented error and collect nothing. Otherwise each payer must lose exactly its
+    /// entries' prices and `accounted`, every claimable and every reward balance must move exactly as the entries'
+    /// splits (one per collected entry, summed) say; nothing is stored per call.
+    function settlePaidBatch(uint256 payerSeed, uint256 sizeSeed, uint256 bitmapSeed, uint256 staleSeed) external {
+        PaidPlan memory plan = _planPaidBatch(payerSeed, _bound(sizeSeed, 1, MAX_BATCH), staleSeed);
+        plan.bitmap = _signers(bitmapSeed);
+        plan.signature = BlsSigner.signBitmap(serviceKeys, plan.bitmap, _paidBatchDigest(plan.entries));
+        uint256 count = protocol.paidBatchCount();
+        bytes memory refusal = _quorumRefusal(plan.bitmap);
+        if (refusal.length != 0) {
+            bytes32 balances = _balancesDigest();
+            (bool ok, bytes memory ret) = _as(
+                gateway,
+                address(protocol),
+                abi.encodeCall(VouchProtocol.settlePaidBatch, (service, plan.entries, plan.bitmap, plan.signature))
+            );
+            _requireRevert(ok, ret, refusal, "settlePaidBatch: refusal");
+            _require(protocol.paidBatchCount() == count, "settlePaidBatch: refused but counted");
+            _require(_balancesDigest() == balances, "settlePaidBatch: refused but a balance changed");
+            for (uint256 i; i < plan.entries.length; ++i) {
+                if (plan.prices[i] == 0) continue;
+                _require(
+                    !usd.authorizationState(plan.entries[i].from, plan.entries[i].nonce),
+                    "settlePaidBatch: refused but an authorization was used"
+                );
+            }
+            ++done["settlePaidBatchRefused"];
+            return;
+        }
+        _settlePaidBatch(plan, count);
+        ++done["settlePaidBatch"];
+    }
+
+    /// @notice Anyone resubmits a paid batch that settled, with the same entries and certificate. Every entry's
+    /// authorization is used, so every entry must be skipped: the call succeeds (or, if the signers lost the quorum
+    /// since, refuses exactly as a new batch would), records a new batch whose record leaves all collected 0, and
+    /// changes no balance at all.
+    function resubmitPaidBatch(uint256 batchSeed, uint256 submitterSeed) external {
+        if (paidSubmissions.length == 0) return;
+        (VouchProtocol.PaidResult[] memory es, uint256 bitmap, bytes memory sig) = abi.decode(
+            paidSubmissions[batchSeed % paidSubmissions.length], (VouchProtocol.PaidResult[], uint256, bytes)
+        );
+        uint256 count = protocol.paidBatchCount();
+        bytes memory refusal = _quorumRefusal(bitmap);
+        bytes32 balances = _balancesDigest();
+        (bool ok, bytes memory ret) = _as(
+            accounts[submitterSeed % accounts.length],
+            address(protocol),
+            abi.encodeCall(VouchProtocol.settlePaidBatch, (service, es, bitmap, sig))
+        );
+        _require(_balancesDigest() == balances, "resubmitPaidBatch: a balance changed");
+        if (refusal.length != 0) {
+            _requireRevert(ok, ret, refusal, "resubmitPaidBatch: refusal");
+            _require(protocol.paidBatchCount() == count, "resubmitPaidBatch: refused but counted");
+            ++done["resubmitPaidBatchRefused"];
+            return;
+        }
+        _require(ok, "resubmitPaidBatch refused");
+        uint256 batchId = abi.decode(ret, (uint256));
+        _require(batchId == count + 1 && protocol.paidBatchCount() == batchId, "resubmitPaidBatch: next batch id");
+        _paidRecorded(batchId, es, new uint256[](es.length), bitmap);
+        ++resubmittedPaidBatches;
+        ++done["resubmitPaidBatch"];
+    }
+
+    /// @notice Someone tries to refund the call of a collected paid-batch entry (`refund` or `refundBatch`), to
+    /// settle it with a valid certificate, or to open it again with its authorization. There is no call record:
+    /// the first three must revert `CallNotOpen(id, None)`, the last `AuthorizationAlreadyUsed(from, nonce)`; no
+    /// balance changes and the call stays without a record.
+    function refundPaidCall(uint256 idSeed, uint256 how) external {
+        if (paidIds.length == 0) return;
+        uint256 id = paidIds[idSeed % paidIds.length];
+        uint256 where = paidWhere[id];
+        (VouchProtocol.PaidResult[] memory es,,) =
+            abi.decode(paidSubmissions[where >> 32], (VouchProtocol.PaidResult[], uint256, bytes));
+        VouchProtocol.PaidResult memory e = es[where & type(uint32).max];
+        _require(_paidId(e.from, e.nonce) == id, "refundPaidCall: entry");
+        bytes memory expected =
+            abi.encodeWithSelector(VouchProtocolEvents.CallNotOpen.selector, id, IVouchProtocol.CallStatus.None);
+        bytes memory data;
+        uint256 mode = how % 4;
+        if (mode == 0) {
+            data = abi.encodeCall(VouchProtocol.refund, (id));
+        } else if (mode == 1) {
+            uint256[] memory ids = new uint256[](1);
+            ids[0] = id;
+            data = abi.encodeCall(VouchProtocol.refundBatch, (ids));
+        } else if (mode == 2) {
+            bytes memory sig = BlsSigner.signBitmap(
+                serviceKeys,
+                0x7,
+                VouchDigest.resultDigest(block.chainid, address(protocol), service, id, e.inputsHash, e.resultHash)
+            );
+            data = abi.encodeCall(VouchProtocol.settle, (id, e.resultHash, 0x7, sig));
+        } else {
+            data = abi.encodeCall(VouchProtocol.openPaidCall, (_asPaidCall(e)));
+            expected = abi.encodeWithSelector(VouchProtocolEvents.AuthorizationAlreadyUsed.selector, e.from, e.nonce);
+        }
+        bytes32 balances = _balancesDigest();
+        (bool ok, bytes memory ret) = _as(keeper, address(protocol), data);
+        _requireRevert(ok, ret, expected, "refundPaidCall: refusal");
+        _require(_balancesDigest() == balances, "refundPaidCall: a balance changed");
+        _require(protocol.getCall(id).status == IVouchProtocol.CallStatus.None, "refundPaidCall: call record");
+        ++done["refundPaidCallRefused"];
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
     // Faults
     // ------------------------------------------------------------------------------------------------------------
 
@@ -571,6 +718,19 @@ contract SystemHandler {
 
     function openRequestCount() external view returns (uint256) {
         return openRequests.length;
+    }
+
+    function paidIdCount() external view returns (uint256) {
+        return paidIds.length;
+    }
+
+    function payerCount() external view returns (uint256) {
+        return payers.length;
+    }
+
+    /// @notice The record paid batch `batchId` must have.
+    function paidBatchRecord(uint256 batchId) external view returns (IVouchProtocol.PaidBatch memory) {
+        return ghostPaidBatch[batchId];
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -868,6 +1028,201 @@ contract SystemHandler {
         }
     }
 
+    /// @dev The entries of a paid batch: `fresh` new authorizations (payer and job of each drawn from `payerSeed`)
+    /// and, one time in four (`staleSeed`), an entry of an earlier paid batch at a random position.
+    function _planPaidBatch(uint256 payerSeed, uint256 fresh, uint256 staleSeed)
+        private
+        returns (PaidPlan memory plan)
+    {
+        bool stale = staleSeed % 4 == 0 && paidSubmissions.length != 0;
+        uint256 n = stale ? fresh + 1 : fresh;
+        uint256 at = stale ? (staleSeed >> 2) % n : n;
+        plan.entries = new VouchProtocol.PaidResult[](n);
+        plan.prices = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            if (i == at) {
+                plan.entries[i] = _usedEntry(staleSeed >> 8);
+                continue;
+            }
+            uint256 r = uint256(keccak256(abi.encode(payerSeed, i)));
+            uint8 job = uint8((r >> 128) & 1);
+            plan.entries[i] = _paidEntry(r % payers.length, job);
+            plan.prices[i] = job == 0 ? 1_000_000 : 333_333;
+            plan.total += plan.prices[i];
+        }
+    }
+
+    /// @dev Submits a paid batch that must settle and checks every balance it moves to the unit, then books it.
+    function _settlePaidBatch(PaidPlan memory plan, uint256 count) private {
+        SystemMath.Split memory e = _split(0, plan.bitmap);
+        for (uint256 i; i < plan.entries.length; ++i) {
+            if (plan.prices[i] != 0) SystemMath.add(e, _split(plan.prices[i], plan.bitmap));
+        }
+        uint256 rewards;
+        for (uint256 k; k < e.rewards.length; ++k) {
+            rewards += e.rewards[k];
+        }
+        Before memory before = _before();
+        uint256[] memory balances = _payerBalances();
+        uint256 accounted = protocol.accounted();
+        uint256 held = usd.balanceOf(address(protocol)) + usd.balanceOf(address(staking));
+        vm.prank(gateway);
+        uint256 batchId = protocol.settlePaidBatch(service, plan.entries, plan.bitmap, plan.signature);
+        _require(batchId == count + 1 && protocol.paidBatchCount() == batchId, "settlePaidBatch: next batch id");
+        uint256 received = usd.balanceOf(address(protocol)) + usd.balanceOf(address(staking)) - held;
+        _require(received == plan.total, "settlePaidBatch: received");
+        _require(protocol.accounted() - accounted == plan.total - rewards, "settlePaidBatch: accounted");
+        _credited(e, plan.bitmap, before);
+        _debited(plan, balances);
+        _paidRecorded(batchId, plan.entries, plan.prices, plan.bitmap);
+        for (uint256 i; i < plan.entries.length; ++i) {
+            VouchProtocol.PaidResult memory x = plan.entries[i];
+            uint256 id = _paidId(x.from, x.nonce);
+            _require(usd.authorizationState(x.from, x.nonce), "settlePaidBatch: authorization not used");
+            IVouchProtocol.Call memory c = protocol.getCall(id);
+            _require(
+                c.status == IVouchProtocol.CallStatus.None && c.payer == address(0) && c.payment == 0,
+                "settlePaidBatch: a call record was stored"
+            );
+            if (plan.prices[i] == 0) continue;
+            _require(ghostStatus[id] == IVouchProtocol.CallStatus.None, "paid call id is an opened call's");
+            paidIds.push(id);
+            paidWhere[id] = (paidSubmissions.length << 32) | i;
+        }
+        paidSubmissions.push(abi.encode(plan.entries, plan.bitmap, plan.signature));
+        paidBatchPrices += plan.total;
+        paidBatchReceived += received;
+        ++freshPaidBatches;
+    }
+
+    /// @dev Checks each payer lost exactly the prices of its collected entries, and books them as its payments.
+    function _debited(PaidPlan memory plan, uint256[] memory balancesBefore) private {
+        for (uint256 p; p < payers.length; ++p) {
+            uint256 owed;
+            for (uint256 i; i < plan.entries.length; ++i) {
+                if (plan.entries[i].from == payers[p]) owed += plan.prices[i];
+            }
+            _require(balancesBefore[p] - usd.balanceOf(payers[p]) == owed, "settlePaidBatch: payer debit");
+            usdPaid[payers[p]] += owed;
+            paidBatchPaid[payers[p]] += owed;
+        }
+    }
+
+    /// @dev Checks the record of paid batch `batchId` (entry i collected `payments[i]`, 0 = skipped) and keeps it
+    /// for the invariants.
+    function _paidRecorded(
+        uint256 batchId,
+        VouchProtocol.PaidResult[] memory es,
+        uint256[] memory payments,
+        uint256 bitmap
+    ) private {
+        bytes32[] memory records = new bytes32[](es.length);
+        for (uint256 i; i < es.length; ++i) {
+            records[i] = VouchDigest.paidRecordLeaf(
+                es[i].from, es[i].nonce, es[i].jobIndex, payments[i], es[i].inputsHash, es[i].resultHash
+            );
+        }
+        IVouchProtocol.PaidBatch memory g = IVouchProtocol.PaidBatch({
+            serviceId: service,
+            settledAt: uint64(block.timestamp),
+            // forge-lint: disable-next-line(unsafe-typecast)
+            count: uint32(es.length), // ≤ MAX_BATCH + 1
+            signerBitmap: bitmap,
+            recordRoot: VouchDigest.batchRoot(records)
+        });
+        IVouchProtocol.PaidBatch memory b = protocol.getPaidBatch(batchId);
+        _require(
+            b.serviceId == g.serviceId && b.settledAt == g.settledAt && b.count == g.count
+                && b.signerBitmap == g.signerBitmap,
+            "paid batch: record"
+        );
+        _require(b.recordRoot == g.recordRoot, "paid batch: record root");
+        ghostPaidBatch[batchId] = g;
+    }
+
+    /// @dev A fresh x402 authorization of payer `p` for `job` as a paid-batch entry, with its result.
+    function _paidEntry(uint256 p, uint8 job) private returns (VouchProtocol.PaidResult memory e) {
+        VouchProtocol.PaidCall memory a = _authorization(p, job);
+        e.from = a.from;
+        e.jobIndex = job;
+        e.validAfter = a.validAfter;
+        e.validBefore = a.validBefore;
+        e.nonce = a.nonce;
+        e.signature = a.signature;
+        e.inputsHash = a.inputsHash;
+        e.resultHash = keccak256(abi.encode("result", _paidId(a.from, a.nonce)));
+    }
+
+    /// @dev An entry of an earlier paid batch (its authorization is used).
+    function _usedEntry(uint256 seed) private view returns (VouchProtocol.PaidResult memory) {
+        (VouchProtocol.PaidResult[] memory es,,) =
+            abi.decode(paidSubmissions[seed % paidSubmissions.length], (VouchProtocol.PaidResult[], uint256, bytes));
+        return es[(seed >> 64) % es.length];
+    }
+
+    /// @dev The `openPaidCall` form of a paid-batch entry's authorization.
+    function _asPaidCall(VouchProtocol.PaidResult memory e) private view returns (VouchProtocol.PaidCall memory p) {
+        p.serviceId = service;
+        p.jobIndex = e.jobIndex;
+        p.inputsHash = e.inputsHash;
+        p.from = e.from;
+        p.value = e.jobIndex == 0 ? 1_000_000 : 333_333;
+        p.validAfter = e.validAfter;
+        p.validBefore = e.validBefore;
+        p.nonce = e.nonce;
+        p.signature = e.signature;
+    }
+
+    /// @dev The batch digest a paid batch's certificate signs: leaves `batchLeaf(paidCallId, inputsHash,
+    /// resultHash)` in entry order.
+    function _paidBatchDigest(VouchProtocol.PaidResult[] memory es) private view returns (bytes32) {
+        bytes32[] memory leaves = new bytes32[](es.length);
+        for (uint256 i; i < es.length; ++i) {
+            leaves[i] = VouchDigest.batchLeaf(_paidId(es[i].from, es[i].nonce), es[i].inputsHash, es[i].resultHash);
+        }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint32 count = uint32(es.length); // ≤ MAX_BATCH + 1
+        return VouchDigest.batchDigest(block.chainid, address(protocol), service, VouchDigest.batchRoot(leaves), count);
+    }
+
+    /// @dev Call id of the x402 authorization `(from, nonce)`, from its definition (not through the protocol).
+    function _paidId(address from, bytes32 nonce) private pure returns (uint256) {
+        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)));
+    }
+
+    /// @dev Each payer's vUSD balance.
+    function _payerBalances() private view returns (uint256[] memory balances) {
+        balances = new uint256[](payers.length);
+        for (uint256 p; p < payers.length; ++p) {
+            balances[p] = usd.balanceOf(payers[p]);
+        }
+    }
+
+    /// @dev A digest of every vUSD balance the protocol can move: each account's wallet balance, protocol claimable
+    /// and (scaled) pending rewards in every pool; the protocol's and staking's balances, `accounted`, the reward
+    /// reserve and each pool's reward dust.
+    function _balancesDigest() private view returns (bytes32 h) {
+        for (uint256 i; i < accounts.length; ++i) {
+            address a = accounts[i];
+            h = keccak256(abi.encode(h, usd.balanceOf(a), protocol.claimable(a)));
+            for (uint256 j; j < operators.length; ++j) {
+                h = keccak256(abi.encode(h, staking.pendingRewardsScaled(operators[j], a)));
+            }
+        }
+        for (uint256 j; j < operators.length; ++j) {
+            h = keccak256(abi.encode(h, staking.poolInfo(operators[j]).rewardDustScaled));
+        }
+        h = keccak256(
+            abi.encode(
+                h,
+                usd.balanceOf(address(protocol)),
+                usd.balanceOf(address(staking)),
+                protocol.accounted(),
+                staking.rewardReserve()
+            )
+        );
+    }
+
     /// @dev Low-level call from `from` (for calls that may revert).
     function _as(address from, address target, bytes memory data) private returns (bool ok, bytes memory ret) {
         vm.prank(from);
@@ -891,7 +1246,8 @@ contract SystemHandler {
 /// @title SystemInvariantTest
 /// @notice Whole-system invariants under random sequences of staking, calls, settlements, refunds, fault reports and
 /// claims (see `SystemHandler`): token balances equal the ledgers, nobody takes out more than it put in or earned,
-/// and settled / refunded calls stay final.
+/// settled / refunded calls stay final, paid-batch calls never get a call record, and paid batches are counted and
+/// collect exactly their entries' prices.
 /// forge-config: default.invariant.fail-on-revert = true
 contract SystemInvariantTest is SystemBase {
     SystemHandler internal handler;
@@ -1030,7 +1386,8 @@ contract SystemInvariantTest is SystemBase {
 
     /// @notice (ii) Nobody takes out more than it put in plus what it earned: protocol credits are exactly the
     /// spec's refunds and fees; rewards never exceed each holder's pro-rata bound; slashed-stake credits are exactly
-    /// the spec's shares; stake withdrawn from a pool never exceeds what was put into it.
+    /// the spec's shares; stake withdrawn from a pool never exceeds what was put into it; every wallet holds exactly
+    /// what it started with, less what it paid (escrowed calls and paid batches), plus what it claimed.
     function invariant_NobodyTakesMoreThanPutInOrEarned() external view {
         for (uint256 i; i < handler.accountCount(); ++i) {
             address a = handler.accounts(i);
@@ -1040,6 +1397,11 @@ contract SystemInvariantTest is SystemBase {
                 "protocol credits = refunds + fees"
             );
             assertLe(handler.refundCredit(a), handler.usdPaid(a), "refunds <= payments");
+            assertEq(
+                usd.balanceOf(a) + handler.usdPaid(a),
+                handler.usdInitial(a) + handler.protocolClaimed(a) + handler.rewardsClaimed(a),
+                "vUSD balance = initial - paid (escrow and paid batches) + claimed"
+            );
             uint256 pending;
             for (uint256 j; j < N_OPERATORS; ++j) {
                 pending += staking.pendingRewards(operators[j], a);
@@ -1059,7 +1421,8 @@ contract SystemInvariantTest is SystemBase {
     }
 
     /// @notice (iii) Every call's on-chain status is the one the handler saw: a settled call was never refunded, a
-    /// refunded call never settled (the handler's attempts to do so all reverted `CallNotOpen`).
+    /// refunded call never settled (the handler's attempts to do so all reverted `CallNotOpen`); a call paid and settled
+    /// by a paid batch was never Open, Settled or Refunded.
     function invariant_FinalStatesStayFinal() external view {
         for (uint256 i; i < handler.callCount(); ++i) {
             uint256 id = handler.callIds(i);
@@ -1075,5 +1438,55 @@ contract SystemInvariantTest is SystemBase {
                 assertEq(c.signerBitmap, 0, "no bitmap");
             }
         }
+        // A call paid and settled by a paid batch has no call record: never Open, Settled or Refunded (the handler's
+        // attempts to refund, settle or reopen it all reverted).
+        for (uint256 i; i < handler.paidIdCount(); ++i) {
+            uint256 id = handler.paidIds(i);
+            IVouchProtocol.Call memory c = protocol.getCall(id);
+            assertTrue(c.status == IVouchProtocol.CallStatus.None, "paid-batch call: no call record");
+            assertTrue(handler.ghostStatus(id) == IVouchProtocol.CallStatus.None, "paid-batch call: never opened");
+            assertEq(c.payer, address(0), "paid-batch call: no payer");
+            assertEq(c.payment, 0, "paid-batch call: no escrow");
+            assertEq(c.resultHash, bytes32(0), "paid-batch call: no stored result");
+            assertEq(c.settledAt, 0, "paid-batch call: no settledAt");
+            assertEq(c.signerBitmap, 0, "paid-batch call: no bitmap");
+        }
+    }
+
+    /// @notice (iv) x402 paid batches: the protocol counts every successful `settlePaidBatch` (a resubmission of a
+    /// settled batch too: it records a new batch, every entry skipped), and each batch's record is the one the handler
+    /// predicted when it settled (the record root commits to what each entry collected). What the paid batches
+    /// collected — received by the protocol and staking during them, and missing from the payers' wallets — is
+    /// exactly the sum of the prices of their collected entries.
+    function invariant_PaidBatchesCounted() external view {
+        uint256 batches = protocol.paidBatchCount();
+        assertEq(
+            batches,
+            handler.freshPaidBatches() + handler.resubmittedPaidBatches(),
+            "paidBatchCount = paid batches settled + resubmitted"
+        );
+        for (uint256 id = 1; id <= batches + 1; ++id) {
+            IVouchProtocol.PaidBatch memory b = protocol.getPaidBatch(id);
+            IVouchProtocol.PaidBatch memory g = handler.paidBatchRecord(id);
+            assertEq(b.serviceId, g.serviceId, "paid batch: service");
+            assertEq(b.settledAt, g.settledAt, "paid batch: settledAt");
+            assertEq(b.count, g.count, "paid batch: count");
+            assertEq(b.signerBitmap, g.signerBitmap, "paid batch: signers");
+            assertEq(b.recordRoot, g.recordRoot, "paid batch: record root");
+        }
+        uint256 prices = handler.paidBatchPrices();
+        assertEq(handler.paidBatchReceived(), prices, "received in paid batches = prices of collected entries");
+        uint256 payersIn;
+        uint256 payersOut;
+        uint256 booked;
+        for (uint256 i; i < handler.payerCount(); ++i) {
+            address a = handler.payers(i);
+            uint256 paidBatch = handler.paidBatchPaid(a);
+            booked += paidBatch;
+            payersIn += handler.usdInitial(a) + handler.protocolClaimed(a) + handler.rewardsClaimed(a);
+            payersOut += usd.balanceOf(a) + (handler.usdPaid(a) - paidBatch);
+        }
+        assertEq(booked, prices, "payers' paid-batch payments = prices of collected entries");
+        assertEq(payersIn, payersOut + prices, "taken from payers by paid batches = prices of collected entries");
     }
 }
