@@ -45,14 +45,20 @@ contract VouchDigestTest is VectorTest {
         string memory json = _readVectors();
         address from = vm.parseJsonAddress(json, ".paidCall.from");
         bytes32 nonce = vm.parseJsonBytes32(json, ".paidCall.nonce");
-        uint256 callId = VouchDigest.paidCallId(from, nonce);
+        uint64 serviceId = uint64(vm.parseJsonUint(json, ".paidCall.serviceId"));
+        uint8 jobIndex = uint8(vm.parseJsonUint(json, ".paidCall.jobIndex"));
+        uint256 callId = VouchDigest.paidCallId(serviceId, jobIndex, from, nonce);
         assertEq(callId, uint256(vm.parseJsonBytes32(json, ".paidCall.callId")), "paidCall.callId");
-        assertEq(callId, uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce))), "spec encoding");
+        assertEq(
+            callId,
+            uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), serviceId, jobIndex, from, nonce))),
+            "spec encoding"
+        );
         assertGt(callId, type(uint64).max, "far from the callJob counter range");
         bytes32 leaf = VouchDigest.paidRecordLeaf(
             from,
             nonce,
-            uint8(vm.parseJsonUint(json, ".paidCall.jobIndex")),
+            jobIndex,
             vm.parseJsonUint(json, ".paidCall.payment"),
             vm.parseJsonBytes32(json, ".paidCall.inputsHash"),
             vm.parseJsonBytes32(json, ".paidCall.resultHash")

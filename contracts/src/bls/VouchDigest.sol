@@ -32,15 +32,19 @@ library VouchDigest {
     }
 
     /// @notice Call id of the call an x402 (EIP-3009) authorization pays for:
-    /// `uint256(keccak256(abi.encode(PAID_CALL_TAG, from, nonce)))`.
+    /// `uint256(keccak256(abi.encode(PAID_CALL_TAG, serviceId, jobIndex, from, nonce)))`.
     /// @dev Known before anything reaches the chain, so operators can sign a paid call's result first and the payment
-    /// and certificate can be settled together later. The token lets `(from, nonce)` be used once, so the id is
-    /// unique; 256 bits keep it apart from the counter ids of `callJob` (below 2^64) and from every other paid call.
+    /// and certificate can be settled together later. The token lets `(from, nonce)` be used once, so at most one such
+    /// call is ever paid. Binding the service and the job means a certificate cannot be moved to another job of the
+    /// same price. 256 bits keep the id apart from the counter ids of `callJob` (below 2^64) and from every other
+    /// paid call (a 64-bit id could be ground to collide and frame operators for equivocation).
+    /// @param serviceId The service.
+    /// @param jobIndex The job.
     /// @param from The payer (authorizer).
     /// @param nonce The authorization's EIP-3009 nonce.
     /// @return The call id.
-    function paidCallId(address from, bytes32 nonce) internal pure returns (uint256) {
-        return uint256(keccak256(abi.encode(Domain.PAID_CALL_TAG, from, nonce)));
+    function paidCallId(uint64 serviceId, uint8 jobIndex, address from, bytes32 nonce) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(Domain.PAID_CALL_TAG, serviceId, jobIndex, from, nonce)));
     }
 
     /// @notice Leaf of a batch tree: `keccak256(abi.encode(callId, inputsHash, resultHash))`.

@@ -35,7 +35,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         uint256 value; // must equal the job price
         uint256 validAfter; // EIP-3009 validity window (exclusive bounds)
         uint256 validBefore;
-        bytes32 nonce; // EIP-3009 nonce; the call id is `VouchDigest.paidCallId(from, nonce)`
+        bytes32 nonce; // EIP-3009 nonce; the call id is `VouchDigest.paidCallId(serviceId, jobIndex, from, nonce)`
         bytes signature; // 65-byte ECDSA or ERC-1271 signature of the authorization
     }
 
@@ -46,7 +46,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         uint8 jobIndex; // job of the service's blueprint
         uint256 validAfter; // EIP-3009 validity window (exclusive bounds)
         uint256 validBefore;
-        bytes32 nonce; // EIP-3009 nonce; the call id is `VouchDigest.paidCallId(from, nonce)`
+        bytes32 nonce; // EIP-3009 nonce; the call id is `VouchDigest.paidCallId(serviceId, jobIndex, from, nonce)`
         bytes signature; // 65-byte ECDSA or ERC-1271 signature of the authorization
         bytes32 inputsHash; // keccak256 of the inputs
         bytes32 resultHash; // the certified result
@@ -377,7 +377,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     /// @param p The payment and the call.
     /// @return callId The new call's id.
     function openPaidCall(PaidCall calldata p) external nonReentrant returns (uint256 callId) {
-        callId = VouchDigest.paidCallId(p.from, p.nonce);
+        callId = VouchDigest.paidCallId(p.serviceId, p.jobIndex, p.from, p.nonce);
         if (_calls[callId].status != CallStatus.None) revert PaidCallAlreadyOpened(p.from, p.nonce, callId);
         if (_authorizationUsed(p.from, p.nonce)) revert AuthorizationAlreadyUsed(p.from, p.nonce);
         (uint256 price, uint256 deadline) = _checkPaidCall(p);
@@ -401,7 +401,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         uint256 balanceBefore = _TOKEN.balanceOf(address(this));
         for (uint256 i; i < n; ++i) {
             PaidCall calldata p = ps[i];
-            uint256 callId = VouchDigest.paidCallId(p.from, p.nonce);
+            uint256 callId = VouchDigest.paidCallId(p.serviceId, p.jobIndex, p.from, p.nonce);
             bool opened = _calls[callId].status != CallStatus.None;
             if (!opened && !_authorizationUsed(p.from, p.nonce)) {
                 (uint256 price, uint256 deadline) = _checkPaidCall(p);
@@ -491,7 +491,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
 
     /// @notice x402 batch settlement: collects each entry's EIP-3009 payment and settles its call with one certificate
     /// over `VouchDigest.batchDigest(chainid, this, serviceId, root, count)`, whose leaves are
-    /// `batchLeaf(paidCallId(from, nonce), inputsHash, resultHash)` in entry order. Nothing is escrowed and nothing is
+    /// `batchLeaf(paidCallId(serviceId, jobIndex, from, nonce), inputsHash, resultHash)` in entry order. Nothing is escrowed and nothing is
     /// stored per call: the payer pays only for a certified result, and the call can never be refunded or settled
     /// again (the token consumes the nonce). Anyone may submit it.
     /// @dev Checks every entry (service active and unexpired, payer permitted, job exists, hooks allow), the quorum and
@@ -516,11 +516,10 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         Payout memory pay = _quorum(serviceId, signerBitmap);
         _recordBitmap(pay);
         batchId = ++paidBatchCount;
-        uint256[] memory prices = _acceptPaidBatch(serviceId, batchId, entries, pay, signature);
+        (uint256[] memory prices, uint32 collected) = _acceptPaidBatch(serviceId, batchId, entries, pay, signature);
         uint256 total = pay.payment;
         accounted += total;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        uint256 rewardTotal = _credit(serviceId, pay, uint32(n)); // ≤ MAX_BATCH_SIZE
+        uint256 rewardTotal = _credit(serviceId, pay, collected);
 
         uint256 balanceBefore = _TOKEN.balanceOf(address(this));
         for (uint256 i; i < n; ++i) {
@@ -528,7 +527,7 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         }
         _checkReceived(balanceBefore, total);
         _payDelegators(pay, rewardTotal);
-        if (pay.hooks != address(0)) _notifyPaid(pay.hooks, serviceId, entries);
+        if (pay.hooks != address(0)) _notifyPaid(pay.hooks, serviceId, entries, prices);
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -618,12 +617,15 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         return address(_TOKEN);
     }
 
-    /// @notice Id of the call an x402 authorization `(from, nonce)` pays for (`VouchDigest.paidCallId`).
+    /// @notice Id of the call of job `jobIndex` on `serviceId` that the x402 authorization `(from, nonce)` pays for
+    /// (`VouchDigest.paidCallId`).
+    /// @param serviceId The service.
+    /// @param jobIndex The job.
     /// @param from The payer.
     /// @param nonce The authorization's nonce.
     /// @return The call id.
-    function paidCallId(address from, bytes32 nonce) external pure returns (uint256) {
-        return VouchDigest.paidCallId(from, nonce);
+    function paidCallId(uint64 serviceId, uint8 jobIndex, address from, bytes32 nonce) external pure returns (uint256) {
+        return VouchDigest.paidCallId(serviceId, jobIndex, from, nonce);
     }
 
     /// @notice Slot of `operator` in a service's operator set.
@@ -827,13 +829,18 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         PaidResult[] calldata entries,
         Payout memory pay,
         bytes calldata signature
-    ) private returns (uint256[] memory prices) {
+    ) private returns (uint256[] memory prices, uint32 collected) {
         bytes32 digest;
         bytes32 recordRoot;
         (digest, recordRoot, prices) = _paidEntries(serviceId, batchId, entries, pay);
-        _verify(pay.keySet, serviceId, pay.bitmap, digest, signature);
         // forge-lint: disable-next-line(unsafe-typecast)
         uint32 count = uint32(entries.length); // ≤ MAX_BATCH_SIZE
+        for (uint256 i; i < count; ++i) {
+            if (prices[i] != 0) ++collected;
+        }
+        // Every authorization was used already (typically: this batch was settled before). Nothing to pay or record.
+        if (collected == 0) revert NothingToCollect(count);
+        _verify(pay.keySet, serviceId, pay.bitmap, digest, signature);
         _paidBatches[batchId] = PaidBatchRecord({
             serviceId: serviceId,
             bitmapId: pay.bitmapId,
@@ -844,9 +851,10 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         emit PaidBatchSettled(batchId, serviceId, pay.bitmap, count, recordRoot);
     }
 
-    /// @dev Checks the entries of a paid batch, splits the payments of those not yet used into `pay` and emits their
-    /// `PaidCallSettled` (or `PaidCallSkipped`); returns the batch digest the certificate must sign, the record root
-    /// and each entry's price to collect (0 = skip). Effects and checks only.
+    /// @dev Checks the entries of a paid batch whose authorization is unused (service, payer, job, hooks), splits their
+    /// payments into `pay` and emits their `PaidCallSettled`; an entry whose authorization was used is not checked and
+    /// emits `PaidCallSkipped`. Returns the batch digest the certificate must sign, the record root and each entry's
+    /// price to collect (0 = skip). Effects and checks only.
     function _paidEntries(uint64 serviceId, uint256 batchId, PaidResult[] calldata entries, Payout memory pay)
         private
         returns (bytes32 digest, bytes32 recordRoot, uint256[] memory prices)
@@ -858,20 +866,14 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         // As in `_settleCalls`: jobs[j] = paid entries of job j, jobs[MAX_JOBS + j] = its price.
         uint256[] memory jobs = new uint256[](2 * MAX_JOBS);
         for (uint256 i; i < n; ++i) {
-            PaidResult calldata e = entries[i];
-            (uint256 price,) = _checkCall(serviceId, e.jobIndex, e.from);
-            uint256 callId = VouchDigest.paidCallId(e.from, e.nonce);
-            leaves[i] = VouchDigest.batchLeaf(callId, e.inputsHash, e.resultHash);
-            if (_authorizationUsed(e.from, e.nonce)) {
-                emit PaidCallSkipped(e.from, e.nonce, _calls[callId].status == CallStatus.None ? 0 : callId);
-                price = 0;
-            } else {
+            uint256 price;
+            (leaves[i], records[i], price) = _paidEntry(serviceId, batchId, entries[i]);
+            if (price != 0) {
+                uint8 job = entries[i].jobIndex;
                 prices[i] = price;
-                ++jobs[e.jobIndex];
-                jobs[MAX_JOBS + e.jobIndex] = price;
-                emit PaidCallSettled(callId, batchId, e.from, e.nonce, e.jobIndex, price, e.inputsHash, e.resultHash);
+                ++jobs[job];
+                jobs[MAX_JOBS + job] = price;
             }
-            records[i] = VouchDigest.paidRecordLeaf(e.from, e.nonce, e.jobIndex, price, e.inputsHash, e.resultHash);
         }
         for (uint256 j; j < MAX_JOBS; ++j) {
             if (jobs[j] != 0) _split(pay, jobs[MAX_JOBS + j], jobs[j]);
@@ -880,6 +882,22 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         uint32 count = uint32(n); // ≤ MAX_BATCH_SIZE
         digest = VouchDigest.batchDigest(block.chainid, address(this), serviceId, VouchDigest.batchRoot(leaves), count);
         recordRoot = VouchDigest.batchRoot(records);
+    }
+
+    /// @dev One entry of `_paidEntries`: its batch leaf, record leaf and price to collect (0 = skipped).
+    function _paidEntry(uint64 serviceId, uint256 batchId, PaidResult calldata e)
+        private
+        returns (bytes32 leaf, bytes32 record, uint256 price)
+    {
+        uint256 callId = VouchDigest.paidCallId(serviceId, e.jobIndex, e.from, e.nonce);
+        leaf = VouchDigest.batchLeaf(callId, e.inputsHash, e.resultHash);
+        if (_authorizationUsed(e.from, e.nonce)) {
+            emit PaidCallSkipped(e.from, e.nonce, _calls[callId].status == CallStatus.None ? 0 : callId);
+        } else {
+            (price,) = _checkCall(serviceId, e.jobIndex, e.from);
+            emit PaidCallSettled(callId, batchId, e.from, e.nonce, e.jobIndex, price, e.inputsHash, e.resultHash);
+        }
+        record = VouchDigest.paidRecordLeaf(e.from, e.nonce, e.jobIndex, price, e.inputsHash, e.resultHash);
     }
 
     /// @dev Reverts `InvalidCertificate` unless `signature` is the aggregate over `digest` of the `bitmap` signers of
@@ -911,6 +929,8 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
         Policy storage policy = b.policy;
         pay.bitmap = bitmap;
         pay.keySet = s.keySet;
+        // No key set and stake snapshot before activation (a paid batch names its service directly).
+        if (pay.keySet == address(0)) revert ServiceNotActive(serviceId, s.status);
         pay.developer = b.owner;
         pay.hooks = b.hooks;
         pay.developerFeeBps = policy.developerFeeBps;
@@ -1076,11 +1096,17 @@ contract VouchProtocol is IVouchProtocol, VouchProtocolEvents, ReentrancyGuardTr
     // Internals: hooks
     // ---------------------------------------------------------------------------------------------------------------
 
-    /// @dev Notifies the hooks of every result of a paid batch.
-    function _notifyPaid(address hooks, uint64 serviceId, PaidResult[] calldata entries) private {
+    /// @dev Notifies the hooks of the results of a paid batch's collected entries (`prices[i] != 0`); a skipped entry
+    /// was not settled here.
+    function _notifyPaid(address hooks, uint64 serviceId, PaidResult[] calldata entries, uint256[] memory prices)
+        private
+    {
         for (uint256 i; i < entries.length; ++i) {
+            if (prices[i] == 0) continue;
             PaidResult calldata e = entries[i];
-            _notifyResult(hooks, serviceId, VouchDigest.paidCallId(e.from, e.nonce), e.resultHash);
+            _notifyResult(
+                hooks, serviceId, VouchDigest.paidCallId(serviceId, e.jobIndex, e.from, e.nonce), e.resultHash
+            );
         }
     }
 

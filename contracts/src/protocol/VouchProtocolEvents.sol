@@ -148,7 +148,7 @@ abstract contract VouchProtocolEvents {
     event PaidCallSkipped(address indexed from, bytes32 indexed nonce, uint256 callId);
 
     /// @notice Emitted by `settlePaidBatch` for each entry it collects: the call, paid and settled at once.
-    /// @param callId The call (`VouchDigest.paidCallId(payer, nonce)`).
+    /// @param callId The call (`VouchDigest.paidCallId(serviceId, jobIndex, payer, nonce)`).
     /// @param batchId The paid batch (its service, signers and time are in `PaidBatchSettled`).
     /// @param payer The payer.
     /// @param nonce The authorization's nonce.
@@ -453,6 +453,11 @@ abstract contract VouchProtocolEvents {
     /// @notice A batch needs 1 to `MAX_BATCH_SIZE` calls.
     /// @param size Calls received.
     error InvalidBatchSize(uint256 size);
+
+    /// @notice Every authorization of a paid batch was used already (usually: the batch was settled before; a submitter
+    /// treats this as success). Nothing is collected, paid or recorded.
+    /// @param count Entries in the batch.
+    error NothingToCollect(uint256 count);
 
     /// @notice The signer bitmap is empty or has a bit at or above the set size.
     /// @param bitmap The bitmap.

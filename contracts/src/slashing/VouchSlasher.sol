@@ -33,8 +33,10 @@ import {IVouchStaking} from "../interfaces/IVouchStaking.sol";
 ///   make an operator unslashable. A zero amount skips the staking call but still records the report.
 /// - One report per (operator, callId, fault): a repeated report reverts `AlreadyReported`. A vetoed deviation is
 ///   final: it cannot be proposed again for the same operator and call.
-/// - Missed deadlines: jail for `JAIL_DURATION` when the operator's misses since its last jailing reach the blueprint's
-///   `jailAfterMisses` (0 = never); the counter then restarts.
+/// - Missed deadlines (`callJob` calls only): reportable once the alibi window (the blueprint's dispute window after
+///   settlement, or after the deadline of a refunded call) has passed without `presentAlibi`; jail for `JAIL_DURATION`
+///   when the operator's misses in that blueprint since its last jailing for them reach the blueprint's
+///   `jailAfterMisses` (0 = never); that counter then restarts.
 contract VouchSlasher is ReentrancyGuardTransient {
     // ------------------------------------------------------------------------------------------------------------
     // Types
@@ -83,7 +85,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// batch's `recordRoot` (leaf `VouchDigest.paidRecordLeaf`).
     struct PaidCallProof {
         address from; // payer
-        bytes32 nonce; // authorization nonce; the call id is `VouchDigest.paidCallId(from, nonce)`
+        bytes32 nonce; // authorization nonce; the call id is `VouchDigest.paidCallId(serviceId, jobIndex, from, nonce)`
         uint8 jobIndex;
         uint256 payment; // amount collected (non-zero: skipped entries are not settled calls)
         bytes32 inputsHash;
@@ -91,9 +93,9 @@ contract VouchSlasher is ReentrancyGuardTransient {
         bytes32[] proof;
     }
 
-    /// @notice Missed-deadline record of an operator.
+    /// @notice Missed-deadline record of an operator in one blueprint.
     struct MissRecord {
-        uint32 sinceJail; // misses since the operator was last jailed by this contract
+        uint32 sinceJail; // misses in this blueprint since the operator was last jailed for them
         uint32 total; // every miss reported
         uint64 jailedUntil; // end of the last jailing by this contract (0 = never)
     }
@@ -107,6 +109,9 @@ contract VouchSlasher is ReentrancyGuardTransient {
 
     /// @notice How long an operator is jailed once its misses reach the blueprint's `jailAfterMisses`.
     uint64 public constant JAIL_DURATION = 30 days;
+
+    /// @dev Bit in `_reported` set once an alibi (`presentAlibi`) was shown; above every `Fault` bit.
+    uint256 private constant ALIBI = 1 << 7;
 
     /// @notice The protocol: calls, services, blueprints; its address is bound in every signed digest.
     IVouchProtocol public immutable PROTOCOL;
@@ -132,7 +137,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
     mapping(uint256 callId => IVouchProtocol.Call) private _paidCalls;
 
     /// @dev Missed-deadline records.
-    mapping(address operator => MissRecord) private _misses;
+    mapping(address operator => mapping(uint64 blueprintId => MissRecord)) private _misses;
 
     // ------------------------------------------------------------------------------------------------------------
     // Events
@@ -209,8 +214,9 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param reporter Sender; receives the reporter share.
     /// @param amount Amount requested from staking (before its cap).
     /// @param slashed Amount staking actually slashed.
-    /// @param missesSinceJail The operator's misses since its last jailing, this one included (0 if it jailed now).
-    /// @param totalMisses Every miss of the operator, this one included.
+    /// @param missesSinceJail The operator's misses in the call's blueprint since its last jailing for them, this one
+    /// included (0 if it jailed now).
+    /// @param totalMisses Every miss of the operator in the call's blueprint, this one included.
     event MissedDeadlineSlashed(
         address indexed operator,
         uint256 indexed callId,
@@ -220,6 +226,12 @@ contract VouchSlasher is ReentrancyGuardTransient {
         uint32 missesSinceJail,
         uint32 totalMisses
     );
+
+    /// @notice An operator's signature on a call was shown, so it cannot be reported for missing it.
+    /// @param operator The operator.
+    /// @param callId The call.
+    /// @param presenter Sender (the operator or anyone holding its signature).
+    event AlibiPresented(address indexed operator, uint256 indexed callId, address indexed presenter);
 
     /// @notice The operator reached its blueprint's miss limit and was jailed.
     /// @param operator The operator.
@@ -327,6 +339,29 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param executableAt When it becomes executable.
     error DisputeWindowOpen(uint256 proposalId, uint64 executableAt);
 
+    /// @notice An x402 call's inputs reach operators only through the gateway that took the payment, so a missing
+    /// signature proves nothing against an operator (the gateway may never have sent it the call, or a payer may have
+    /// opened it with inputs nobody was given). Only `callJob` calls, whose inputs are on-chain, can be missed.
+    /// @param callId The x402 call.
+    error MissNotProvable(uint256 callId);
+
+    /// @notice Missed-deadline reports wait until the operator's alibi window has ended.
+    /// @param callId The call.
+    /// @param alibiUntil Last second of the window (settlement time, or the deadline of a refunded call, plus the
+    /// blueprint's dispute window).
+    error AlibiWindowOpen(uint256 callId, uint256 alibiUntil);
+
+    /// @notice The operator proved it signed the call (`presentAlibi`), so it did not miss it.
+    /// @param operator The operator.
+    /// @param callId The call.
+    error OperatorHasAlibi(address operator, uint256 callId);
+
+    /// @notice An alibi for a settled call must sign the certified result (another result is a deviation).
+    /// @param callId The call.
+    /// @param certified The settled result hash.
+    /// @param signed The signed result hash.
+    error AlibiResultMismatch(uint256 callId, bytes32 certified, bytes32 signed);
+
     /// @notice The call is neither settled nor refunded, so no deadline was missed yet.
     /// @param callId The call.
     /// @param status Its status.
@@ -421,14 +456,14 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// token lets an authorization be collected once, so a call has at most one such entry in any batch.
     /// @param batchId The paid batch.
     /// @param p The entry and its proof.
-    /// @return callId The call (`VouchDigest.paidCallId(p.from, p.nonce)`).
+    /// @return callId The call (`VouchDigest.paidCallId(batch's serviceId, p.jobIndex, p.from, p.nonce)`).
     function provePaidCall(uint256 batchId, PaidCallProof calldata p) external returns (uint256 callId) {
-        callId = VouchDigest.paidCallId(p.from, p.nonce);
+        IVouchProtocol.PaidBatch memory batch = PROTOCOL.getPaidBatch(batchId);
+        if (batch.count == 0) revert UnknownPaidBatch(batchId);
+        callId = VouchDigest.paidCallId(batch.serviceId, p.jobIndex, p.from, p.nonce);
         if (_paidCalls[callId].status != IVouchProtocol.CallStatus.None) return callId;
         if (PROTOCOL.getCall(callId).status != IVouchProtocol.CallStatus.None) revert NotAPaidBatchCall(callId);
         if (p.payment == 0) revert PaidCallNotCollected(callId);
-        IVouchProtocol.PaidBatch memory batch = PROTOCOL.getPaidBatch(batchId);
-        if (batch.count == 0) revert UnknownPaidBatch(batchId);
         bytes32 leaf = VouchDigest.paidRecordLeaf(p.from, p.nonce, p.jobIndex, p.payment, p.inputsHash, p.resultHash);
         if (!MerkleProof.verifyCalldata(p.proof, batch.recordRoot, leaf)) {
             revert InvalidMerkleProof(batch.recordRoot, leaf);
@@ -537,10 +572,42 @@ contract VouchSlasher is ReentrancyGuardTransient {
     // Missed deadline
     // ------------------------------------------------------------------------------------------------------------
 
-    /// @notice Reports that `operator` did not sign call `callId` in time: the call was refunded (nobody certified it)
-    /// or settled without the operator's bit. Slashes `missedDeadlineSlashBps` (payer and reporter shares, rest
-    /// burned), counts the miss and jails the operator for `JAIL_DURATION` when its misses since its last jailing reach
-    /// the blueprint's `jailAfterMisses` (0 = never).
+    /// @notice Shows that `operator` signed call `callId`, so that it cannot be reported for missing it (an aggregator
+    /// may leave an honest signer out of a certificate's bitmap). Anyone may present it; it earns nothing.
+    /// @dev Too late once the miss was reported (`AlreadyReported`). The signed statement must be on the call's inputs
+    /// and, once the call is settled, on the certified result (for an open or refunded call any result counts: the
+    /// operator did the work, and nothing certifies what the right result was). It
+    /// is accepted while the call is open, settled or refunded; reports wait for the blueprint's dispute window after
+    /// settlement (or after the deadline of a refunded call), so an operator watching the chain always has that long.
+    /// @param callId The call (a protocol call, or a paid-batch call proven with `provePaidCall`).
+    /// @param operator The operator.
+    /// @param slot The operator's slot in the call's service.
+    /// @param s The operator's signed statement (single or batch form).
+    function presentAlibi(uint256 callId, address operator, uint256 slot, SignedResult calldata s) external {
+        IVouchProtocol.Call memory call = _call(callId);
+        if (call.status == IVouchProtocol.CallStatus.None) revert UnknownCall(callId);
+        uint256 reported = _reported[operator][callId];
+        if (reported & ALIBI != 0) return;
+        if (reported & _flag(Fault.MissedDeadline) != 0) {
+            revert AlreadyReported(operator, callId, Fault.MissedDeadline);
+        }
+        _checkSlot(call.serviceId, PROTOCOL.getService(call.serviceId), slot, operator);
+        if (s.inputsHash != call.inputsHash) revert InputsMismatch(callId, call.inputsHash, s.inputsHash);
+        if (call.status == IVouchProtocol.CallStatus.Settled && s.resultHash != call.resultHash) {
+            revert AlibiResultMismatch(callId, call.resultHash, s.resultHash);
+        }
+        _verify(call.serviceId, callId, operator, _keyOf(operator), s);
+
+        _reported[operator][callId] |= ALIBI;
+        emit AlibiPresented(operator, callId, msg.sender);
+    }
+
+    /// @notice Reports that `operator` did not sign `callJob` call `callId` in time: the call was refunded (nobody certified it)
+    /// or settled without the operator's bit, and no alibi was presented within the blueprint's dispute window after
+    /// the settlement (or after the deadline of a refunded call). Slashes `missedDeadlineSlashBps` (payer and reporter
+    /// shares, rest burned), counts the miss and jails the operator for `JAIL_DURATION` when its misses in this
+    /// blueprint since its last jailing for them reach the blueprint's `jailAfterMisses` (0 = never). x402 calls are
+    /// refused (`MissNotProvable`).
     /// @param callId The call.
     /// @param operator The operator.
     /// @param slot The operator's slot in the call's service (its bit in the signer bitmap).
@@ -550,12 +617,16 @@ contract VouchSlasher is ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 slashed)
     {
+        // Counter ids (< 2^64) are `callJob` calls; larger ids are x402 calls (`VouchDigest.paidCallId`).
+        if (callId > type(uint64).max) revert MissNotProvable(callId);
         IVouchProtocol.Call memory call = _call(callId);
         if (call.status != IVouchProtocol.CallStatus.Settled && call.status != IVouchProtocol.CallStatus.Refunded) {
             revert CallNotFinal(callId, call.status);
         }
         uint256 flag = _flag(Fault.MissedDeadline);
-        if (_reported[operator][callId] & flag != 0) revert AlreadyReported(operator, callId, Fault.MissedDeadline);
+        uint256 reported = _reported[operator][callId];
+        if (reported & flag != 0) revert AlreadyReported(operator, callId, Fault.MissedDeadline);
+        if (reported & ALIBI != 0) revert OperatorHasAlibi(operator, callId);
         IVouchProtocol.Service memory service = PROTOCOL.getService(call.serviceId);
         _checkSlot(call.serviceId, service, slot, operator);
         // slot < operators.length ≤ 256 here, so the shift is in range.
@@ -563,25 +634,16 @@ contract VouchSlasher is ReentrancyGuardTransient {
             revert OperatorSigned(callId, operator, slot);
         }
         IVouchProtocol.Policy memory policy = PROTOCOL.getBlueprint(service.blueprintId).policy;
+        _requireAlibiWindowOver(callId, call, policy.disputeWindow);
 
         _reported[operator][callId] |= flag;
-        MissRecord memory record = _misses[operator];
-        ++record.total;
-        ++record.sinceJail;
-        uint32 reached = record.sinceJail;
-        bool jailNow = policy.jailAfterMisses != 0 && reached >= policy.jailAfterMisses;
-        uint64 until;
-        if (jailNow) {
-            until = uint64(block.timestamp) + JAIL_DURATION;
-            record.sinceJail = 0;
-            record.jailedUntil = until;
-        }
-        _misses[operator] = record;
+        (MissRecord memory record, uint32 reached, uint64 until) =
+            _countMiss(operator, service.blueprintId, policy.jailAfterMisses);
 
         uint256 amount;
         (amount, slashed) = _slash(operator, policy.missedDeadlineSlashBps, policy, call.payer, msg.sender);
         emit MissedDeadlineSlashed(operator, callId, msg.sender, amount, slashed, record.sinceJail, record.total);
-        if (jailNow) {
+        if (until != 0) {
             STAKING.jail(operator, until);
             emit OperatorJailed(operator, callId, reached, until);
         }
@@ -625,11 +687,21 @@ contract VouchSlasher is ReentrancyGuardTransient {
         return _proposals[proposalId];
     }
 
-    /// @notice Missed-deadline record of `operator`.
+    /// @notice Missed-deadline record of `operator` in blueprint `blueprintId` (each blueprint's `jailAfterMisses` counts
+    /// that blueprint's misses only).
     /// @param operator The operator.
-    /// @return The record (misses since its last jailing, total misses, end of its last jailing here).
-    function missesOf(address operator) external view returns (MissRecord memory) {
-        return _misses[operator];
+    /// @param blueprintId The blueprint.
+    /// @return The record (misses since its last jailing for them, total misses, end of that jailing).
+    function missesOf(address operator, uint64 blueprintId) external view returns (MissRecord memory) {
+        return _misses[operator][blueprintId];
+    }
+
+    /// @notice Whether an alibi of `operator` for `callId` was presented.
+    /// @param operator The operator.
+    /// @param callId The call.
+    /// @return True if a missed-deadline report would revert `OperatorHasAlibi`.
+    function hasAlibi(address operator, uint256 callId) external view returns (bool) {
+        return _reported[operator][callId] & ALIBI != 0;
     }
 
     /// @notice The digest an operator signs for `s` about `(serviceId, callId)` on this chain and protocol.
@@ -715,6 +787,36 @@ contract VouchSlasher is ReentrancyGuardTransient {
     function _pending(uint256 proposalId) private view returns (DeviationProposal storage proposal) {
         proposal = _proposals[proposalId];
         if (proposal.status != ProposalStatus.Pending) revert ProposalNotPending(proposalId, proposal.status);
+    }
+
+    /// @dev Reverts `AlibiWindowOpen` until the blueprint's dispute window after the settlement (or after the deadline
+    /// of a refunded call) has passed.
+    function _requireAlibiWindowOver(uint256 callId, IVouchProtocol.Call memory call, uint32 disputeWindow)
+        private
+        view
+    {
+        uint64 start = call.status == IVouchProtocol.CallStatus.Settled ? call.settledAt : call.deadline;
+        uint256 alibiUntil = uint256(start) + disputeWindow;
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp <= alibiUntil) revert AlibiWindowOpen(callId, alibiUntil);
+    }
+
+    /// @dev Counts a miss of `operator` in `blueprintId`; when its misses since the last jailing for them reach
+    /// `jailAfterMisses` (0 = never), restarts the count and returns the jail end `until` (else 0).
+    function _countMiss(address operator, uint64 blueprintId, uint8 jailAfterMisses)
+        private
+        returns (MissRecord memory record, uint32 reached, uint64 until)
+    {
+        record = _misses[operator][blueprintId];
+        ++record.total;
+        ++record.sinceJail;
+        reached = record.sinceJail;
+        if (jailAfterMisses != 0 && reached >= jailAfterMisses) {
+            until = uint64(block.timestamp) + JAIL_DURATION;
+            record.sinceJail = 0;
+            record.jailedUntil = until;
+        }
+        _misses[operator][blueprintId] = record;
     }
 
     /// @dev Bit of `fault` in `_reported`.

@@ -521,6 +521,13 @@ contract ScenariosTest is SystemBase {
         protocol.refundBatch(missed);
         assertEq(protocol.claimable(payer), 3 * uint256(PRICE0), "three refunds");
 
+        // Reports wait for the alibi window: the blueprint's dispute window after the deadline of a refunded call.
+        uint256 alibiUntil = uint256(protocol.getCall(missed[0]).deadline) + DISPUTE_WINDOW;
+        vm.prank(reporter);
+        vm.expectRevert(abi.encodeWithSelector(VouchSlasher.AlibiWindowOpen.selector, missed[0], alibiUntil));
+        slasher.reportMissedDeadline(missed[0], operators[0], 0);
+        vm.warp(alibiUntil + 1);
+
         uint256 toPayerTotal;
         uint256 toReporterTotal;
         uint256 burnedTotal;
@@ -528,7 +535,7 @@ contract ScenariosTest is SystemBase {
         for (uint256 slot; slot < SERVICE_SIZE; ++slot) {
             (uint256 p, uint256 r, uint256 b) = _reportMiss(missed[0], slot, payer);
             (toPayerTotal, toReporterTotal, burnedTotal) = (toPayerTotal + p, toReporterTotal + r, burnedTotal + b);
-            VouchSlasher.MissRecord memory rec = slasher.missesOf(operators[slot]);
+            VouchSlasher.MissRecord memory rec = slasher.missesOf(operators[slot], blueprintId);
             assertEq(rec.sinceJail, 1, "one miss");
             assertEq(rec.total, 1, "one miss in total");
         }
@@ -556,7 +563,7 @@ contract ScenariosTest is SystemBase {
             (uint256 p, uint256 r, uint256 b) = _reportMiss(partCall, 0, payer2);
             (toPayerTotal, toReporterTotal, burnedTotal) = (toPayerTotal + p, toReporterTotal + r, burnedTotal + b);
         }
-        assertEq(slasher.missesOf(operators[0]).sinceJail, 2, "op0: two misses");
+        assertEq(slasher.missesOf(operators[0], blueprintId).sinceJail, 2, "op0: two misses");
         assertFalse(staking.isJailed(operators[0]), "not jailed yet");
 
         // Call 1: op0's third miss jails it; op1 and op2 reach two.
@@ -564,7 +571,7 @@ contract ScenariosTest is SystemBase {
             (uint256 p, uint256 r, uint256 b) = _reportMiss(missed[1], 0, payer);
             (toPayerTotal, toReporterTotal, burnedTotal) = (toPayerTotal + p, toReporterTotal + r, burnedTotal + b);
         }
-        VouchSlasher.MissRecord memory jailed = slasher.missesOf(operators[0]);
+        VouchSlasher.MissRecord memory jailed = slasher.missesOf(operators[0], blueprintId);
         assertEq(jailed.sinceJail, 0, "counter restarts");
         assertEq(jailed.total, 3, "three misses");
         assertEq(jailed.jailedUntil, block.timestamp + slasher.JAIL_DURATION(), "jailed 30 days");
@@ -573,7 +580,7 @@ contract ScenariosTest is SystemBase {
         for (uint256 slot = 1; slot < SERVICE_SIZE; ++slot) {
             (uint256 p, uint256 r, uint256 b) = _reportMiss(missed[1], slot, payer);
             (toPayerTotal, toReporterTotal, burnedTotal) = (toPayerTotal + p, toReporterTotal + r, burnedTotal + b);
-            assertEq(slasher.missesOf(operators[slot]).sinceJail, 2, "two misses");
+            assertEq(slasher.missesOf(operators[slot], blueprintId).sinceJail, 2, "two misses");
             assertFalse(staking.isJailed(operators[slot]), "not jailed");
         }
 

@@ -626,7 +626,7 @@ contract SystemHandler {
         bool jailNow = ++missesSinceJail[op] >= 3;
         if (jailNow) missesSinceJail[op] = 0;
         _slashed(op, rep, c.payer, 100, data);
-        VouchSlasher.MissRecord memory record = slasher.missesOf(op);
+        VouchSlasher.MissRecord memory record = slasher.missesOf(op, protocol.getService(service).blueprintId);
         _require(record.sinceJail == missesSinceJail[op], "missed deadline: counter");
         if (jailNow) {
             _require(staking.isJailed(op), "missed deadline: not jailed");

@@ -111,6 +111,7 @@ contract EquivocationTest is SlashingBase {
 
     /// @dev Equivocation and a missed deadline on the same call are different faults: both reportable.
     function test_ReportEquivocation_IndependentOfOtherFaults() external {
+        vm.warp(START + 1 hours + DISPUTE_WINDOW + 1); // past the refunded call's alibi window
         slasher.reportMissedDeadline(CALL_REFUNDED, op0, 0);
         slasher.reportEquivocation(
             SERVICE,

@@ -130,14 +130,18 @@ pub fn batch_digest(binding: &ChainBinding, service_id: ServiceId, entries: &[Ba
     Ok(keccak256(buf))
 }
 
-/// Id of the call an x402 (EIP-3009) authorization pays for:
-/// `uint256(keccak256(abi.encode(PAID_CALL_TAG, from, nonce)))`. The token accepts `(from, nonce)`
-/// once, so the id is unique; operators can sign a paid call's result before the chain sees it.
-pub fn paid_call_id(from: Address, nonce: B256) -> CallId {
-    let mut buf = [0u8; 32 * 3];
+/// Id of the call of job `job_index` on `service_id` that an x402 (EIP-3009) authorization pays
+/// for: `uint256(keccak256(abi.encode(PAID_CALL_TAG, uint64 serviceId, uint8 jobIndex, from, nonce)))`.
+/// The token accepts `(from, nonce)` once, so at most one such call is ever paid; operators can
+/// sign a paid call's result before the chain sees it, and the certificate cannot be moved to
+/// another service or job.
+pub fn paid_call_id(service_id: ServiceId, job_index: u8, from: Address, nonce: B256) -> CallId {
+    let mut buf = [0u8; 32 * 5];
     buf[0..32].copy_from_slice(PAID_CALL_TAG.as_slice());
-    buf[32..64].copy_from_slice(&word_address(from));
-    buf[64..96].copy_from_slice(nonce.as_slice());
+    buf[32..64].copy_from_slice(&word_u64(service_id.0));
+    buf[95] = job_index;
+    buf[96..128].copy_from_slice(&word_address(from));
+    buf[128..160].copy_from_slice(nonce.as_slice());
     CallId(U256::from_be_bytes(keccak256(buf).0))
 }
 
@@ -264,10 +268,12 @@ mod tests {
     #[test]
     fn paid_call_ids_are_256_bit_and_bind_payer_and_nonce() {
         let from = address!("0x00000000000000000000000000000000000a11ce");
-        let id = paid_call_id(from, B256::ZERO);
+        let id = paid_call_id(ServiceId(1), 0, from, B256::ZERO);
         assert!(u64::try_from(id.0).is_err(), "far above the callJob counter range");
-        assert_ne!(id, paid_call_id(from, B256::with_last_byte(1)));
-        assert_ne!(id, paid_call_id(Address::ZERO, B256::ZERO));
+        assert_ne!(id, paid_call_id(ServiceId(1), 0, from, B256::with_last_byte(1)));
+        assert_ne!(id, paid_call_id(ServiceId(1), 0, Address::ZERO, B256::ZERO));
+        assert_ne!(id, paid_call_id(ServiceId(2), 0, from, B256::ZERO));
+        assert_ne!(id, paid_call_id(ServiceId(1), 1, from, B256::ZERO));
         assert!(id.to_string().starts_with("call 0x"));
         assert_eq!(CallId::from(7).to_string(), "call 7");
     }

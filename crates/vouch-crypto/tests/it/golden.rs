@@ -131,7 +131,8 @@ fn generate() -> Value {
         result_hash: keccak256("paid result"),
     };
     let paid_call = json!({
-        "from": record.from.to_string(), "nonce": x(record.nonce), "callId": id_json(paid_call_id(record.from, record.nonce)),
+        "serviceId": 7, "from": record.from.to_string(), "nonce": x(record.nonce),
+        "callId": id_json(paid_call_id(ServiceId(7), record.job_index, record.from, record.nonce)),
         "jobIndex": record.job_index, "payment": record.payment.to::<u64>(),
         "inputsHash": x(record.inputs_hash), "resultHash": x(record.result_hash), "recordLeaf": x(paid_record_leaf(&record)),
     });
