@@ -26,13 +26,19 @@ contract ScenariosTest is SystemBase {
         vm.prank(gateway);
         uint256 callId = protocol.openPaidCall(p);
 
-        assertEq(callId, _paidCallId(payer, p.nonce), "call id derived from (from, nonce)");
+        assertEq(
+            callId, _paidCallId(serviceId, 0, payer, p.nonce), "call id derived from (serviceId, jobIndex, from, nonce)"
+        );
         assertEq(protocol.callCount(), countBefore, "x402 calls take no counter id");
         assertEq(usd.balanceOf(payer), PAYER_FUNDS - PRICE0, "payer paid exactly the price");
         assertEq(usd.balanceOf(address(protocol)), PRICE0, "escrowed");
         assertEq(usd.balanceOf(gateway), 0, "gateway paid nothing");
         assertTrue(usd.authorizationState(payer, p.nonce), "authorization used");
-        assertEq(protocol.paidCallId(payer, p.nonce), callId, "id derived from (from, nonce)");
+        assertEq(
+            protocol.paidCallId(serviceId, 0, payer, p.nonce),
+            callId,
+            "id derived from (serviceId, jobIndex, from, nonce)"
+        );
         IVouchProtocol.Call memory c = protocol.getCall(callId);
         assertTrue(c.status == IVouchProtocol.CallStatus.Open, "open");
         assertEq(c.payer, payer, "payer");
@@ -430,7 +436,11 @@ contract ScenariosTest is SystemBase {
         vm.prank(gateway);
         ids[4] = protocol.openPaidCall(p);
         assertEq(ids[3], 4, "counter ids 1 to 4");
-        assertEq(ids[4], _paidCallId(payer, p.nonce), "x402 call id derived from (from, nonce)");
+        assertEq(
+            ids[4],
+            _paidCallId(serviceId, 0, payer, p.nonce),
+            "x402 call id derived from (serviceId, jobIndex, from, nonce)"
+        );
         assertEq(protocol.callCount(), 4, "x402 calls take no counter id");
         uint256 total = 3 * uint256(PRICE0) + 2 * uint256(PRICE1);
         assertEq(usd.balanceOf(address(protocol)), total, "escrowed");

@@ -19,7 +19,8 @@ import {SystemBase, SystemMath} from "./SystemBase.sol";
 /// payers open calls on-chain and with x402 authorizations; a keeper settles them (single and batch, with real
 /// certificates of random signer subsets, sometimes below quorum) or refunds them after their deadline; a gateway pays
 /// and settles x402 calls in one step with paid batches (`settlePaidBatch`), which anyone may resubmit and nobody may
-/// refund; reporters report equivocations and missed deadlines; everyone claims. Every action predicts its outcome from the spec: an
+/// refund; reporters report equivocations and missed deadlines (after the alibi window, which operators left out of a
+/// certificate may use to show they signed); everyone claims. Every action predicts its outcome from the spec: an
 /// expected refusal must revert with exactly the documented error, an expected success must move exactly the
 /// documented amounts. Any mismatch reverts the handler, and the invariant contract runs with `fail-on-revert`.
 /// @dev Ghost ledgers (what each account put in, was credited and took out) back the invariants.
@@ -143,7 +144,17 @@ contract SystemHandler {
     // ---- fault bookkeeping ----
     mapping(address => mapping(uint256 => bool)) internal equivocationReported;
     mapping(address => mapping(uint256 => bool)) internal missReported;
-    mapping(address => uint256) internal missesSinceJail;
+    /// @notice Alibis presented: `(operator, call)` can never be reported for a miss.
+    mapping(address => mapping(uint256 => bool)) public alibiShown;
+    /// @notice Misses per (operator, blueprint) since the last jailing for them, and in total (`missesOf`).
+    mapping(address => mapping(uint64 => uint32)) public missesSinceJail;
+    mapping(address => mapping(uint64 => uint32)) public missesTotal;
+    /// @notice End of the last jailing for misses per (operator, blueprint) (0 = never).
+    mapping(address => mapping(uint64 => uint64)) public missJailedUntil;
+    /// @notice The fixture service's blueprint (the one whose misses and dispute window count here).
+    uint64 public immutable blueprint;
+    /// @notice Its dispute window: the alibi window after a settlement, or after a refunded call's deadline.
+    uint256 internal immutable disputeWindow;
 
     /// @notice Successful actions by name (to see that a run does something).
     mapping(bytes32 => uint256) public done;
@@ -159,9 +170,8 @@ contract SystemHandler {
     bytes[] internal paidSubmissions;
     /// @dev The record each paid batch id must have (`getPaidBatch`), as predicted when it settled.
     mapping(uint256 batchId => IVouchProtocol.PaidBatch) internal ghostPaidBatch;
-    /// @notice Successful `settlePaidBatch` transactions: first submissions, and resubmissions of settled batches.
+    /// @notice Successful `settlePaidBatch` transactions (each collected at least one entry).
     uint256 public freshPaidBatches;
-    uint256 public resubmittedPaidBatches;
     /// @notice Σ job prices of the entries paid batches collected (the spec's amounts).
     uint256 public paidBatchPrices;
     /// @notice Σ vUSD the protocol and staking received during paid batches (measured).
@@ -183,6 +193,8 @@ contract SystemHandler {
         developer = cast.developer;
         treasury = cast.treasury;
         minSelfStake = cast.staking.minSelfStake();
+        blueprint = cast.protocol.getService(cast.serviceId).blueprintId;
+        disputeWindow = cast.protocol.getBlueprint(blueprint).policy.disputeWindow;
         operators = cast.operators;
         serviceKeys = cast.serviceKeys;
         reporters = cast.reporters;
@@ -324,9 +336,8 @@ contract SystemHandler {
         vm.prank(gateway);
         uint256 id = protocol.openPaidCall(call);
         _require(
-            id == uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), call.from, call.nonce)))
-                && protocol.paidCallId(call.from, call.nonce) == id,
-            "openPaidCall: id derived from (from, nonce)"
+            id == _paidId(job, call.from, call.nonce) && protocol.paidCallId(service, job, call.from, call.nonce) == id,
+            "openPaidCall: id derived from (serviceId, jobIndex, from, nonce)"
         );
         _require(protocol.callCount() == count, "openPaidCall: no counter id");
         _opened(id, call.from, job, accounted, balance);
@@ -494,9 +505,9 @@ contract SystemHandler {
     }
 
     /// @notice Anyone resubmits a paid batch that settled, with the same entries and certificate. Every entry's
-    /// authorization is used, so every entry must be skipped: the call succeeds (or, if the signers lost the quorum
-    /// since, refuses exactly as a new batch would), records a new batch whose record leaves all collected 0, and
-    /// changes no balance at all.
+    /// authorization is used, so there is nothing to collect: it must revert `NothingToCollect(count)` (or, if the
+    /// signers lost the quorum since, the quorum refusal, which `settlePaidBatch` checks first), record no batch, take
+    /// no batch id and change no balance at all.
     function resubmitPaidBatch(uint256 batchSeed, uint256 submitterSeed) external {
         if (paidSubmissions.length == 0) return;
         (VouchProtocol.PaidResult[] memory es, uint256 bitmap, bytes memory sig) = abi.decode(
@@ -504,25 +515,23 @@ contract SystemHandler {
         );
         uint256 count = protocol.paidBatchCount();
         bytes memory refusal = _quorumRefusal(bitmap);
+        bool quorumLost = refusal.length != 0;
+        if (!quorumLost) refusal = abi.encodeWithSelector(VouchProtocolEvents.NothingToCollect.selector, es.length);
         bytes32 balances = _balancesDigest();
         (bool ok, bytes memory ret) = _as(
             accounts[submitterSeed % accounts.length],
             address(protocol),
             abi.encodeCall(VouchProtocol.settlePaidBatch, (service, es, bitmap, sig))
         );
+        _requireRevert(ok, ret, refusal, "resubmitPaidBatch: refusal");
         _require(_balancesDigest() == balances, "resubmitPaidBatch: a balance changed");
-        if (refusal.length != 0) {
-            _requireRevert(ok, ret, refusal, "resubmitPaidBatch: refusal");
-            _require(protocol.paidBatchCount() == count, "resubmitPaidBatch: refused but counted");
+        _require(protocol.paidBatchCount() == count, "resubmitPaidBatch: a batch id was taken");
+        _require(protocol.getPaidBatch(count + 1).count == 0, "resubmitPaidBatch: a batch was recorded");
+        if (quorumLost) {
             ++done["resubmitPaidBatchRefused"];
             return;
         }
-        _require(ok, "resubmitPaidBatch refused");
-        uint256 batchId = abi.decode(ret, (uint256));
-        _require(batchId == count + 1 && protocol.paidBatchCount() == batchId, "resubmitPaidBatch: next batch id");
-        _paidRecorded(batchId, es, new uint256[](es.length), bitmap);
-        ++resubmittedPaidBatches;
-        ++done["resubmitPaidBatch"];
+        ++done["resubmitNothingToCollect"];
     }
 
     /// @notice Someone tries to refund the call of a collected paid-batch entry (`refund` or `refundBatch`), to
@@ -536,7 +545,7 @@ contract SystemHandler {
         (VouchProtocol.PaidResult[] memory es,,) =
             abi.decode(paidSubmissions[where >> 32], (VouchProtocol.PaidResult[], uint256, bytes));
         VouchProtocol.PaidResult memory e = es[where & type(uint32).max];
-        _require(_paidId(e.from, e.nonce) == id, "refundPaidCall: entry");
+        _require(_paidId(e.jobIndex, e.from, e.nonce) == id, "refundPaidCall: entry");
         bytes memory expected =
             abi.encodeWithSelector(VouchProtocolEvents.CallNotOpen.selector, id, IVouchProtocol.CallStatus.None);
         bytes memory data;
@@ -597,42 +606,118 @@ contract SystemHandler {
     }
 
     /// @notice A reporter reports a service operator for a call it did not sign in time (refunded, or settled without
-    /// its bit); refusals must be the documented ones. The third miss since the last jailing jails.
-    function reportMissedDeadline(uint256 callSeed, uint256 slotSeed, uint256 reporterSeed) external {
-        if (callIds.length == 0) return;
-        uint256 id = _pickFinal(callSeed);
+    /// its bit): usually a final `callJob` call, one time in eight any call (open, or an `openPaidCall` one), one time
+    /// in eight a paid-batch call. Refusals must be exactly the documented ones, in the order the slasher checks them:
+    /// an x402 call (`openPaidCall` or paid batch: id ≥ 2^64) `MissNotProvable`; an open call `CallNotFinal`; a second
+    /// report `AlreadyReported`; an operator that presented an alibi `OperatorHasAlibi`; a signer `OperatorSigned`;
+    /// then, until the alibi window (the blueprint's dispute window after the settlement, or after a refunded call's
+    /// deadline) is over, `AlibiWindowOpen(id, alibiUntil)`: the reporter tries inside the window (one time in three
+    /// at its very last second), then usually waits it out and reports. The third miss in the blueprint since the last
+    /// jailing for them jails (`missesOf(operator, blueprint)`).
+    function reportMissedDeadline(uint256 callSeed, uint256 slotSeed, uint256 reporterSeed, uint256 wait) external {
+        uint256 id;
+        if (paidIds.length != 0 && (callIds.length == 0 || callSeed % 8 == 7)) {
+            id = paidIds[(callSeed >> 3) % paidIds.length];
+        } else if (callIds.length != 0) {
+            id = callSeed % 8 == 6 ? callIds[(callSeed >> 3) % callIds.length] : _pickFinalCounter(callSeed >> 3);
+        } else {
+            return;
+        }
         uint256 slot = slotSeed % SLOTS;
         address op = operators[slot];
         address rep = reporters[reporterSeed % reporters.length];
         IVouchProtocol.Call memory c = protocol.getCall(id);
         bytes memory data = abi.encodeCall(VouchSlasher.reportMissedDeadline, (id, op, slot));
-        bytes memory refusal;
-        if (c.status == IVouchProtocol.CallStatus.Open) {
-            refusal = abi.encodeWithSelector(VouchSlasher.CallNotFinal.selector, id, c.status);
-        } else if (missReported[op][id]) {
-            refusal = abi.encodeWithSelector(
-                VouchSlasher.AlreadyReported.selector, op, id, VouchSlasher.Fault.MissedDeadline
-            );
-        } else if (c.status == IVouchProtocol.CallStatus.Settled && (c.signerBitmap >> slot) & 1 == 1) {
-            refusal = abi.encodeWithSelector(VouchSlasher.OperatorSigned.selector, id, op, slot);
-        }
+        bytes memory refusal = _missRefusal(id, slot, c);
         if (refusal.length != 0) {
             (bool ok, bytes memory ret) = _as(rep, address(slasher), data);
             _requireRevert(ok, ret, refusal, "missed deadline: refusal");
-            ++done["missRefused"];
+            bytes4 selector = bytes4(refusal);
+            if (selector == VouchSlasher.MissNotProvable.selector) ++done["missNotProvable"];
+            else if (selector == VouchSlasher.OperatorHasAlibi.selector) ++done["missHasAlibi"];
+            else ++done["missRefused"];
             return;
         }
+        uint256 alibiUntil =
+            uint256(c.status == IVouchProtocol.CallStatus.Settled ? c.settledAt : c.deadline) + disputeWindow;
+        if (block.timestamp <= alibiUntil) {
+            if (wait % 3 == 0) vm.warp(alibiUntil); // the window's last second
+            (bool early, bytes memory reason) = _as(rep, address(slasher), data);
+            _requireRevert(
+                early,
+                reason,
+                abi.encodeWithSelector(VouchSlasher.AlibiWindowOpen.selector, id, alibiUntil),
+                "missed deadline: alibi window"
+            );
+            _require(!slasher.isReported(op, id, VouchSlasher.Fault.MissedDeadline), "missed deadline: early report");
+            ++done["missAlibiWindowOpen"];
+            if ((wait >> 8) % 4 == 0) return; // the reporter comes back later
+            vm.warp(alibiUntil + 1 + _bound(wait >> 16, 0, 1 hours));
+        }
         missReported[op][id] = true;
-        bool jailNow = ++missesSinceJail[op] >= 3;
-        if (jailNow) missesSinceJail[op] = 0;
+        uint32 total = ++missesTotal[op][blueprint];
+        bool jailNow = ++missesSinceJail[op][blueprint] >= 3;
+        if (jailNow) {
+            missesSinceJail[op][blueprint] = 0;
+            missJailedUntil[op][blueprint] = uint64(block.timestamp) + 30 days;
+        }
         _slashed(op, rep, c.payer, 100, data);
-        VouchSlasher.MissRecord memory record = slasher.missesOf(op, protocol.getService(service).blueprintId);
-        _require(record.sinceJail == missesSinceJail[op], "missed deadline: counter");
+        VouchSlasher.MissRecord memory record = slasher.missesOf(op, blueprint);
+        _require(record.sinceJail == missesSinceJail[op][blueprint], "missed deadline: counter");
+        _require(record.total == total, "missed deadline: total");
+        _require(record.jailedUntil == missJailedUntil[op][blueprint], "missed deadline: jailed until");
+        _require(slasher.isReported(op, id, VouchSlasher.Fault.MissedDeadline), "missed deadline: not recorded");
         if (jailNow) {
             _require(staking.isJailed(op), "missed deadline: not jailed");
             _require(staking.operatorInfo(op).jailedUntil >= block.timestamp + 30 days, "missed deadline: term");
         }
         ++done["missedDeadline"];
+    }
+
+    /// @notice Someone presents the alibi of a service operator for a call: the operator's own signature on the call's
+    /// inputs and, for a settled call, on the certified result (for an open or refunded call, a result of its own).
+    /// It must be accepted unless the miss was already reported (`AlreadyReported`); presenting it again is a no-op.
+    /// Afterwards the operator can never be reported for missing the call. One time in four, for a settled call, the
+    /// signature is on another result: refused `AlibiResultMismatch` (unless an alibi was already shown: a no-op).
+    function presentAlibi(uint256 callSeed, uint256 slotSeed, uint256 presenterSeed) external {
+        if (callIds.length == 0) return;
+        uint256 id = callIds[callSeed % callIds.length];
+        uint256 slot = slotSeed % SLOTS;
+        address op = operators[slot];
+        IVouchProtocol.Call memory c = protocol.getCall(id);
+        bool settled = c.status == IVouchProtocol.CallStatus.Settled;
+        bool wrong = settled && presenterSeed % 4 == 3;
+        bytes32 result = settled && !wrong ? c.resultHash : keccak256(abi.encode("alibi result", id));
+        VouchSlasher.SignedResult memory signedResult = _signed(slot, id, c.inputsHash, result);
+        bytes memory data = abi.encodeCall(VouchSlasher.presentAlibi, (id, op, slot, signedResult));
+        (bool ok, bytes memory ret) = _as(accounts[(presenterSeed >> 2) % accounts.length], address(slasher), data);
+        if (wrong && !alibiShown[op][id] && !missReported[op][id]) {
+            _requireRevert(
+                ok,
+                ret,
+                abi.encodeWithSelector(VouchSlasher.AlibiResultMismatch.selector, id, c.resultHash, result),
+                "alibi: another result"
+            );
+            _require(!slasher.hasAlibi(op, id), "alibi: recorded for another result");
+            ++done["alibiRefused"];
+            return;
+        }
+        if (missReported[op][id] && !alibiShown[op][id]) {
+            _requireRevert(
+                ok,
+                ret,
+                abi.encodeWithSelector(
+                    VouchSlasher.AlreadyReported.selector, op, id, VouchSlasher.Fault.MissedDeadline
+                ),
+                "alibi: after the report"
+            );
+            ++done["alibiRefused"];
+            return;
+        }
+        _require(ok, "alibi refused");
+        _require(slasher.hasAlibi(op, id), "alibi: not recorded");
+        alibiShown[op][id] = true;
+        ++done["alibi"];
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -1005,6 +1090,35 @@ contract SystemHandler {
         return 1 + (seed >> 1) % 7;
     }
 
+    /// @dev The error a missed-deadline report of operator `slot` for call `id` must revert with, in the slasher's
+    /// order, before the alibi window is looked at (the handler checks it next); empty if there is none.
+    function _missRefusal(uint256 id, uint256 slot, IVouchProtocol.Call memory c) private view returns (bytes memory) {
+        address op = operators[slot];
+        if (id > type(uint64).max) return abi.encodeWithSelector(VouchSlasher.MissNotProvable.selector, id);
+        if (c.status != IVouchProtocol.CallStatus.Settled && c.status != IVouchProtocol.CallStatus.Refunded) {
+            return abi.encodeWithSelector(VouchSlasher.CallNotFinal.selector, id, c.status);
+        }
+        if (missReported[op][id]) {
+            return
+                abi.encodeWithSelector(VouchSlasher.AlreadyReported.selector, op, id, VouchSlasher.Fault.MissedDeadline);
+        }
+        if (alibiShown[op][id]) return abi.encodeWithSelector(VouchSlasher.OperatorHasAlibi.selector, op, id);
+        if (c.status == IVouchProtocol.CallStatus.Settled && (c.signerBitmap >> slot) & 1 == 1) {
+            return abi.encodeWithSelector(VouchSlasher.OperatorSigned.selector, id, op, slot);
+        }
+        return "";
+    }
+
+    /// @dev The first final `callJob` call (counter id) from `seed` on; else `_pickFinal`.
+    function _pickFinalCounter(uint256 seed) private view returns (uint256) {
+        uint256 n = callIds.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 id = callIds[(seed % n + k) % n];
+            if (id <= type(uint64).max && ghostStatus[id] != IVouchProtocol.CallStatus.Open) return id;
+        }
+        return _pickFinal(seed);
+    }
+
     /// @dev Usually a final call (settled or refunded), one time in eight any call.
     function _pickFinal(uint256 seed) private view returns (uint256) {
         uint256 n = callIds.length;
@@ -1077,7 +1191,7 @@ contract SystemHandler {
         _paidRecorded(batchId, plan.entries, plan.prices, plan.bitmap);
         for (uint256 i; i < plan.entries.length; ++i) {
             VouchProtocol.PaidResult memory x = plan.entries[i];
-            uint256 id = _paidId(x.from, x.nonce);
+            uint256 id = _paidId(x.jobIndex, x.from, x.nonce);
             _require(usd.authorizationState(x.from, x.nonce), "settlePaidBatch: authorization not used");
             IVouchProtocol.Call memory c = protocol.getCall(id);
             _require(
@@ -1150,7 +1264,7 @@ contract SystemHandler {
         e.nonce = a.nonce;
         e.signature = a.signature;
         e.inputsHash = a.inputsHash;
-        e.resultHash = keccak256(abi.encode("result", _paidId(a.from, a.nonce)));
+        e.resultHash = keccak256(abi.encode("result", _paidId(job, a.from, a.nonce)));
     }
 
     /// @dev An entry of an earlier paid batch (its authorization is used).
@@ -1178,16 +1292,19 @@ contract SystemHandler {
     function _paidBatchDigest(VouchProtocol.PaidResult[] memory es) private view returns (bytes32) {
         bytes32[] memory leaves = new bytes32[](es.length);
         for (uint256 i; i < es.length; ++i) {
-            leaves[i] = VouchDigest.batchLeaf(_paidId(es[i].from, es[i].nonce), es[i].inputsHash, es[i].resultHash);
+            leaves[i] = VouchDigest.batchLeaf(
+                _paidId(es[i].jobIndex, es[i].from, es[i].nonce), es[i].inputsHash, es[i].resultHash
+            );
         }
         // forge-lint: disable-next-line(unsafe-typecast)
         uint32 count = uint32(es.length); // ≤ MAX_BATCH + 1
         return VouchDigest.batchDigest(block.chainid, address(protocol), service, VouchDigest.batchRoot(leaves), count);
     }
 
-    /// @dev Call id of the x402 authorization `(from, nonce)`, from its definition (not through the protocol).
-    function _paidId(address from, bytes32 nonce) private pure returns (uint256) {
-        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)));
+    /// @dev Call id of the call of job `job` on the fixture service paid by the x402 authorization `(from, nonce)`,
+    /// from its definition (not through the protocol).
+    function _paidId(uint8 job, address from, bytes32 nonce) private view returns (uint256) {
+        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), service, job, from, nonce)));
     }
 
     /// @dev Each payer's vUSD balance.
@@ -1246,8 +1363,8 @@ contract SystemHandler {
 /// @title SystemInvariantTest
 /// @notice Whole-system invariants under random sequences of staking, calls, settlements, refunds, fault reports and
 /// claims (see `SystemHandler`): token balances equal the ledgers, nobody takes out more than it put in or earned,
-/// settled / refunded calls stay final, paid-batch calls never get a call record, and paid batches are counted and
-/// collect exactly their entries' prices.
+/// settled / refunded calls stay final, paid-batch calls never get a call record, paid batches are counted and
+/// collect exactly their entries' prices, and missed deadlines are counted per operator and blueprint.
 /// forge-config: default.invariant.fail-on-revert = true
 contract SystemInvariantTest is SystemBase {
     SystemHandler internal handler;
@@ -1453,18 +1570,14 @@ contract SystemInvariantTest is SystemBase {
         }
     }
 
-    /// @notice (iv) x402 paid batches: the protocol counts every successful `settlePaidBatch` (a resubmission of a
-    /// settled batch too: it records a new batch, every entry skipped), and each batch's record is the one the handler
-    /// predicted when it settled (the record root commits to what each entry collected). What the paid batches
-    /// collected — received by the protocol and staking during them, and missing from the payers' wallets — is
+    /// @notice (iv) x402 paid batches: the protocol counts exactly the batches that collected something (a
+    /// resubmission of a settled batch reverts `NothingToCollect` and takes no id), and each batch's record is the one
+    /// the handler predicted when it settled (the record root commits to what each entry collected); no batch is
+    /// recorded beyond the count. What the paid batches collected — received by the protocol and staking during them, and missing from the payers' wallets — is
     /// exactly the sum of the prices of their collected entries.
     function invariant_PaidBatchesCounted() external view {
         uint256 batches = protocol.paidBatchCount();
-        assertEq(
-            batches,
-            handler.freshPaidBatches() + handler.resubmittedPaidBatches(),
-            "paidBatchCount = paid batches settled + resubmitted"
-        );
+        assertEq(batches, handler.freshPaidBatches(), "paidBatchCount = paid batches that collected");
         for (uint256 id = 1; id <= batches + 1; ++id) {
             IVouchProtocol.PaidBatch memory b = protocol.getPaidBatch(id);
             IVouchProtocol.PaidBatch memory g = handler.paidBatchRecord(id);
@@ -1488,5 +1601,21 @@ contract SystemInvariantTest is SystemBase {
         }
         assertEq(booked, prices, "payers' paid-batch payments = prices of collected entries");
         assertEq(payersIn, payersOut + prices, "taken from payers by paid batches = prices of collected entries");
+    }
+
+    /// @notice (v) Missed deadlines are counted per (operator, blueprint), exactly as the handler's successful reports
+    /// predict: misses since the last jailing for them, in total, and the end of that jailing. Nothing is counted
+    /// under any other blueprint.
+    function invariant_MissesCountedPerBlueprint() external view {
+        uint64 bp = handler.blueprint();
+        for (uint256 i; i < N_OPERATORS; ++i) {
+            address op = operators[i];
+            VouchSlasher.MissRecord memory r = slasher.missesOf(op, bp);
+            assertEq(r.sinceJail, handler.missesSinceJail(op, bp), "misses since jail");
+            assertEq(r.total, handler.missesTotal(op, bp), "misses in total");
+            assertEq(r.jailedUntil, handler.missJailedUntil(op, bp), "jailed until");
+            VouchSlasher.MissRecord memory other = slasher.missesOf(op, bp + 1);
+            assertEq(other.total + other.sinceJail + other.jailedUntil, 0, "no misses under another blueprint");
+        }
     }
 }

@@ -388,10 +388,11 @@ abstract contract SystemBase is SlashSigner {
         return keccak256(abi.encodePacked("\x19\x01", _usdDomainSeparator(), structHash));
     }
 
-    /// @dev Expected call id of the x402 authorization `(from, nonce)`, computed from its definition rather than
-    /// through the protocol: `uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)))`.
-    function _paidCallId(address from, bytes32 nonce) internal pure returns (uint256) {
-        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)));
+    /// @dev Expected call id of the call of job `jobIndex` on `service` paid by the x402 authorization `(from, nonce)`,
+    /// computed from its definition rather than through the protocol:
+    /// `uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), uint64 service, uint8 jobIndex, from, nonce)))`.
+    function _paidCallId(uint64 service, uint8 jobIndex, address from, bytes32 nonce) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), service, jobIndex, from, nonce)));
     }
 
     /// @dev An x402 `exact` payment: `key` signs a `TransferWithAuthorization` of the job price to the protocol, valid

@@ -165,6 +165,8 @@ contract MockHooks is IBlueprintHooks {
     address public deniedOperator;
     /// @notice A specific caller `allowJobCall` refuses (zero = none).
     address public deniedCaller;
+    /// @notice Jobs `allowJobCall` refuses.
+    mapping(uint8 jobIndex => bool) public deniedJobs;
     /// @notice Contract `onResult` re-enters in `Deny` mode.
     address public reentryTarget;
     /// @notice Calldata `onResult` sends to `reentryTarget`.
@@ -191,6 +193,11 @@ contract MockHooks is IBlueprintHooks {
         deniedCaller = caller;
     }
 
+    /// @notice Refuses (or allows again) every call of job `jobIndex`.
+    function setDeniedJob(uint8 jobIndex, bool denied) external {
+        deniedJobs[jobIndex] = denied;
+    }
+
     /// @notice Sets the re-entry of `onResult` in `Deny` mode.
     function setReentry(address target, bytes calldata data) external {
         reentryTarget = target;
@@ -209,8 +216,9 @@ contract MockHooks is IBlueprintHooks {
     }
 
     /// @inheritdoc IBlueprintHooks
-    function allowJobCall(uint64, uint8, address caller) external view returns (bool) {
+    function allowJobCall(uint64, uint8 jobIndex, address caller) external view returns (bool) {
         if (caller == deniedCaller && caller != address(0)) return false;
+        if (deniedJobs[jobIndex]) return false;
         return _veto(callMode);
     }
 

@@ -57,6 +57,13 @@ library PaidTree {
         }
     }
 
+    /// @notice The call id of the call of job `jobIndex` on `serviceId` paid by the x402 authorization `(from, nonce)`,
+    /// from its definition:
+    /// `uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), uint64 serviceId, uint8 jobIndex, from, nonce)))`.
+    function callId(uint64 serviceId, uint8 jobIndex, address from, bytes32 nonce) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), serviceId, jobIndex, from, nonce)));
+    }
+
     /// @notice The record leaf of a paid-batch entry, from its definition:
     /// `keccak256(abi.encode(from, nonce, uint8 jobIndex, uint256 payment, inputsHash, resultHash))`.
     function record(
@@ -152,6 +159,20 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         return _entryFor(key, job, _price(job));
     }
 
+    /// @dev A copy of `e` (memory structs are assigned by reference).
+    function _copy(VouchProtocol.PaidResult memory e) internal pure returns (VouchProtocol.PaidResult memory) {
+        return VouchProtocol.PaidResult({
+            from: e.from,
+            jobIndex: e.jobIndex,
+            validAfter: e.validAfter,
+            validBefore: e.validBefore,
+            nonce: e.nonce,
+            signature: e.signature,
+            inputsHash: e.inputsHash,
+            resultHash: e.resultHash
+        });
+    }
+
     /// @dev The fixture batch: 3 × job 0 and 2 × job 1 from three payers (payer: 0 and 1, B: 1 and 0, C: 0).
     function _fiveEntries() internal returns (VouchProtocol.PaidResult[] memory es) {
         es = new VouchProtocol.PaidResult[](5);
@@ -162,15 +183,16 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         es[4] = _entry(KEY_B, 0);
     }
 
-    function _entryCallId(VouchProtocol.PaidResult memory e) internal pure returns (uint256) {
-        return _paidCallId(e.from, e.nonce);
+    /// @dev The call id of entry `e` of a paid batch of `service` (bound to the service and the entry's job).
+    function _entryCallId(uint64 service, VouchProtocol.PaidResult memory e) internal pure returns (uint256) {
+        return PaidTree.callId(service, e.jobIndex, e.from, e.nonce);
     }
 
     /// @dev The batch digest the certificate of `es` on `service` signs.
     function _paidDigest(uint64 service, VouchProtocol.PaidResult[] memory es) internal view returns (bytes32) {
         bytes32[] memory leaves = new bytes32[](es.length);
         for (uint256 i; i < es.length; ++i) {
-            leaves[i] = keccak256(abi.encode(_entryCallId(es[i]), es[i].inputsHash, es[i].resultHash));
+            leaves[i] = keccak256(abi.encode(_entryCallId(service, es[i]), es[i].inputsHash, es[i].resultHash));
         }
         // forge-lint: disable-next-line(unsafe-typecast)
         uint32 count = uint32(es.length); // test batches are small
@@ -328,9 +350,13 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         }
     }
 
-    function _expectPaidCallSettled(VouchProtocol.PaidResult memory e, uint256 batchId, uint256 payment) internal {
+    function _expectPaidCallSettled(uint64 service, VouchProtocol.PaidResult memory e, uint256 batchId, uint256 payment)
+        internal
+    {
         vm.expectEmit(address(protocol));
-        emit PaidCallSettled(_entryCallId(e), batchId, e.from, e.nonce, e.jobIndex, payment, e.inputsHash, e.resultHash);
+        emit PaidCallSettled(
+            _entryCallId(service, e), batchId, e.from, e.nonce, e.jobIndex, payment, e.inputsHash, e.resultHash
+        );
     }
 
     /// @dev Expects `SignerPaid` per signer of `service` (slot order) and `Settlement` with the parts of `x`.
@@ -367,6 +393,30 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         );
         assertEq(protocol.accounted(), x.collected - rewardTotal, "accounted = collected - rewards");
         _assertSolvent();
+    }
+
+    /// @dev What the fee recipients of the current fixture service were credited so far (developer fee, treasury in
+    /// `protocolFee`, each operator's commission and delegator rewards).
+    function _credited() internal view returns (Expected memory c) {
+        c.developerFee = protocol.claimable(developer);
+        c.protocolFee = protocol.claimable(treasury);
+        c.commissions = new uint256[](3);
+        c.rewards = new uint256[](3);
+        for (uint256 k; k < 3; ++k) {
+            c.commissions[k] = protocol.claimable(serviceOperators[k]);
+            c.rewards[k] = staking.rewardsOf(serviceOperators[k]);
+        }
+    }
+
+    /// @dev Since `c` (`_credited`), the protocol credited exactly `x` more.
+    function _assertCreditedSince(Expected memory c, Expected memory x) internal view {
+        Expected memory now_ = _credited();
+        assertEq(now_.developerFee - c.developerFee, x.developerFee, "developer fee");
+        assertEq(now_.protocolFee - c.protocolFee, x.protocolFee + x.dust, "treasury: protocol fee + dust");
+        for (uint256 k; k < 3; ++k) {
+            assertEq(now_.commissions[k] - c.commissions[k], x.commissions[k], "commission");
+            assertEq(now_.rewards[k] - c.rewards[k], x.rewards[k], "delegator rewards");
+        }
     }
 
     /// @dev Sum of `xs`.
@@ -419,7 +469,7 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         vm.expectEmit(address(protocol));
         emit SignerBitmapRecorded(1, ALL);
         for (uint256 i; i < es.length; ++i) {
-            _expectPaidCallSettled(es[i], 1, _price(es[i].jobIndex));
+            _expectPaidCallSettled(svc, es[i], 1, _price(es[i].jobIndex));
         }
         vm.expectEmit(address(protocol));
         emit PaidBatchSettled(1, svc, ALL, 5, recordRoot);
@@ -441,8 +491,9 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         // Nothing stored per call, no counter id.
         assertEq(protocol.callCount(), 0, "callCount unchanged");
         for (uint256 i; i < es.length; ++i) {
-            uint256 callId = _entryCallId(es[i]);
-            assertEq(protocol.paidCallId(es[i].from, es[i].nonce), callId, "paidCallId view");
+            uint256 callId = _entryCallId(svc, es[i]);
+            assertEq(_paidCallId(svc, es[i].jobIndex, es[i].from, es[i].nonce), callId, "the fixture's definition");
+            assertEq(protocol.paidCallId(svc, es[i].jobIndex, es[i].from, es[i].nonce), callId, "paidCallId view");
             assertTrue(protocol.getCall(callId).status == IVouchProtocol.CallStatus.None, "no call record");
             assertTrue(token.authorizationState(es[i].from, es[i].nonce), "authorization used");
         }
@@ -493,10 +544,13 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
     // Idempotence: used authorizations are skipped
     // ===============================================================================================================
 
-    function test_SettlePaidBatch_ResubmissionSkipsEveryEntry() external {
+    /// @dev Every authorization of a resubmitted batch is used, so there is nothing to collect: the batch reverts
+    /// `NothingToCollect(count)` (a submitter treats it as success), records nothing, takes no batch id and moves no
+    /// balance.
+    function test_SettlePaidBatch_ResubmissionRevertsNothingToCollect() external {
         VouchProtocol.PaidResult[] memory es = _fiveEntries();
         bytes memory signature = _certifyPaid(svc, es, ALL);
-        protocol.settlePaidBatch(svc, es, ALL, signature);
+        assertEq(protocol.settlePaidBatch(svc, es, ALL, signature), 1, "first batch id");
 
         uint256[3] memory before = _payerBalances();
         uint256 protocolBalance = token.balanceOf(address(protocol));
@@ -505,22 +559,25 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         uint256 distributions = staking.distributeCalls();
         uint256[3] memory claimables =
             [protocol.claimable(developer), protocol.claimable(treasury), protocol.claimable(serviceOperators[2])];
-        bytes32 zeroRoot = _recordRoot(es, new uint256[](5));
 
-        for (uint256 i; i < es.length; ++i) {
-            vm.expectEmit(address(protocol));
-            emit PaidCallSkipped(es[i].from, es[i].nonce, 0);
-        }
-        vm.expectEmit(address(protocol));
-        emit PaidBatchSettled(2, svc, ALL, 5, zeroRoot);
-        vm.expectEmit(address(protocol));
-        emit Settlement(svc, ALL, 5, 0, developer, 0, 0, 0, 0);
-        vm.recordLogs();
-        vm.prank(stranger);
-        assertEq(protocol.settlePaidBatch(svc, es, ALL, signature), 2, "second batch id");
-        Vm.Log[] memory logs = vm.getRecordedLogs();
-        assertEq(_countLogs(logs, PaidCallSettled.selector), 0, "nothing settled twice");
-        assertEq(_countLogs(logs, PaidCallSkipped.selector), 5, "every entry skipped");
+        vm.expectRevert(abi.encodeWithSelector(NothingToCollect.selector, 5));
+        vm.prank(stranger); // anyone may replay it: the certificate is public
+        protocol.settlePaidBatch(svc, es, ALL, signature);
+        // Another certificate over the same entries (other signers, a new bitmap) settles nothing either, and the
+        // bitmap is not recorded.
+        bytes memory other = _certifyPaid(svc, es, 0x6);
+        vm.expectRevert(abi.encodeWithSelector(NothingToCollect.selector, 5));
+        protocol.settlePaidBatch(svc, es, 0x6, other);
+        assertEq(protocol.bitmapIdOf(0x6), 0, "no bitmap recorded");
+        // A subset of the used entries in another order: the same.
+        VouchProtocol.PaidResult[] memory two = new VouchProtocol.PaidResult[](2);
+        (two[0], two[1]) = (es[3], es[1]);
+        other = _certifyPaid(svc, two, ALL);
+        vm.expectRevert(abi.encodeWithSelector(NothingToCollect.selector, 2));
+        protocol.settlePaidBatch(svc, two, ALL, other);
+        // With nothing to collect the certificate is not even checked (nothing would be done with it).
+        vm.expectRevert(abi.encodeWithSelector(NothingToCollect.selector, 5));
+        protocol.settlePaidBatch(svc, es, ALL, new bytes(256));
 
         uint256[3] memory afterwards = _payerBalances();
         for (uint256 i; i < 3; ++i) {
@@ -533,8 +590,140 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         assertEq(protocol.claimable(developer), claimables[0], "developer paid once");
         assertEq(protocol.claimable(treasury), claimables[1], "treasury paid once");
         assertEq(protocol.claimable(serviceOperators[2]), claimables[2], "signer paid once");
-        assertEq(protocol.getPaidBatch(2).recordRoot, zeroRoot, "every record has payment 0");
+        assertEq(protocol.paidBatchCount(), 1, "no batch id consumed");
+        assertEq(protocol.getPaidBatch(2).count, 0, "no batch recorded");
+        assertEq(protocol.getPaidBatch(2).recordRoot, bytes32(0), "no record root");
         assertEq(protocol.getPaidBatch(1).recordRoot, _recordRoot(es, _prices(es)), "first batch unchanged");
+        _assertSolvent();
+
+        // The next batch with something to collect takes the next id.
+        VouchProtocol.PaidResult[] memory next = new VouchProtocol.PaidResult[](1);
+        next[0] = _entry(payerKey, 0);
+        assertEq(protocol.settlePaidBatch(svc, next, ALL, _certifyPaid(svc, next, ALL)), 2, "next batch id");
+    }
+
+    /// @dev A batch mixing used authorizations (an earlier batch's entries) with fresh ones settles the fresh ones:
+    /// the used ones are skipped (certified, recorded with payment 0, not collected or paid), and the `Settlement`
+    /// counts and splits the collected entries only.
+    function test_SettlePaidBatch_MixedUsedAndFreshSettlesTheFresh() external {
+        VouchProtocol.PaidResult[] memory first = new VouchProtocol.PaidResult[](2);
+        first[0] = _entry(payerKey, 0);
+        first[1] = _entry(KEY_B, 1);
+        protocol.settlePaidBatch(svc, first, ALL, _certifyPaid(svc, first, ALL));
+
+        VouchProtocol.PaidResult[] memory es = new VouchProtocol.PaidResult[](4);
+        es[0] = first[1]; // used
+        es[1] = _entry(KEY_C, 0);
+        es[2] = first[0]; // used
+        es[3] = _entry(payerKey, 1);
+        bytes memory signature = _certifyPaid(svc, es, ALL);
+        bool[] memory skipped = new bool[](4);
+        (skipped[0], skipped[2]) = (true, true);
+        Expected memory x = _expected(svc, es, skipped, ALL, PROTOCOL_FEE_BPS);
+        assertEq(x.collected, uint256(PRICE0) + PRICE1, "two entries to collect");
+        uint256[] memory payments = new uint256[](4);
+        (payments[1], payments[3]) = (PRICE0, PRICE1);
+        bytes32 recordRoot = _recordRoot(es, payments);
+
+        uint256[3] memory before = _payerBalances();
+        Expected memory credited = _credited();
+
+        vm.expectEmit(address(protocol));
+        emit PaidCallSkipped(payerB, es[0].nonce, 0);
+        _expectPaidCallSettled(svc, es[1], 2, PRICE0);
+        vm.expectEmit(address(protocol));
+        emit PaidCallSkipped(payer, es[2].nonce, 0);
+        _expectPaidCallSettled(svc, es[3], 2, PRICE1);
+        vm.expectEmit(address(protocol));
+        emit PaidBatchSettled(2, svc, ALL, 4, recordRoot);
+        _expectCredits(svc, ALL, 2, x); // `Settlement.count` = collected entries
+        vm.recordLogs();
+        assertEq(protocol.settlePaidBatch(svc, es, ALL, signature), 2, "batch id");
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(_countLogs(logs, PaidCallSettled.selector), 2, "two settled");
+        assertEq(_countLogs(logs, PaidCallSkipped.selector), 2, "two skipped");
+
+        uint256[3] memory afterwards = _payerBalances();
+        assertEq(before[0] - afterwards[0], PRICE1, "A charged for its fresh entry only");
+        assertEq(afterwards[1], before[1], "B not charged again");
+        assertEq(before[2] - afterwards[2], PRICE0, "C charged");
+        _assertCreditedSince(credited, x);
+        assertEq(protocol.getPaidBatch(2).count, 4, "every entry is in the record");
+        assertEq(protocol.getPaidBatch(2).recordRoot, recordRoot, "skipped entries recorded with payment 0");
+        assertEq(protocol.getPaidBatch(1).recordRoot, _recordRoot(first, _prices(first)), "first batch unchanged");
+        assertEq(protocol.paidBatchCount(), 2, "paidBatchCount");
+        _assertSolvent();
+    }
+
+    /// @dev A skipped entry is not checked at all: its service may have expired or been terminated since, its job
+    /// vetoed, its payer refused or its job index made up. Such an entry neither blocks a batch nor turns a
+    /// resubmission into anything but `NothingToCollect`; fresh entries are still checked.
+    function test_SettlePaidBatch_SkippedEntriesAreNotChecked() external {
+        uint64 bp = _createBlueprint(address(hooks));
+        uint64 id = _activeService(bp, 3, true);
+        VouchProtocol.PaidResult[] memory first = new VouchProtocol.PaidResult[](2);
+        first[0] = _entry(payerKey, 1);
+        first[1] = _entry(KEY_B, 0);
+        bytes memory firstSignature = _certifyPaid(id, first, ALL);
+        protocol.settlePaidBatch(id, first, ALL, firstSignature);
+
+        // Job 1 is vetoed now, and payer B refused.
+        hooks.setDeniedJob(1, true);
+        hooks.setDenied(address(0), payerB);
+        VouchProtocol.PaidResult[] memory vetoed = new VouchProtocol.PaidResult[](1);
+        vetoed[0] = _entry(KEY_C, 1);
+        bytes memory signature = _certifyPaid(id, vetoed, ALL);
+        vm.expectRevert(abi.encodeWithSelector(JobCallRefused.selector, id, 1, payerC));
+        protocol.settlePaidBatch(id, vetoed, ALL, signature);
+        VouchProtocol.PaidResult[] memory refused = new VouchProtocol.PaidResult[](1);
+        refused[0] = _entry(KEY_B, 0);
+        signature = _certifyPaid(id, refused, ALL);
+        vm.expectRevert(abi.encodeWithSelector(JobCallRefused.selector, id, 0, payerB));
+        protocol.settlePaidBatch(id, refused, ALL, signature);
+
+        // The used entries of both kinds, plus one relabelled to a job that does not exist, do not block fresh ones.
+        VouchProtocol.PaidResult[] memory es = new VouchProtocol.PaidResult[](4);
+        es[0] = first[0]; // job 1, vetoed now
+        es[1] = _entry(KEY_C, 0);
+        es[2] = first[1]; // payer B, refused now
+        es[3] = _copy(first[0]);
+        es[3].jobIndex = 9; // no such job
+        uint256 before = token.balanceOf(payerC);
+        signature = _certifyPaid(id, es, ALL);
+        vm.expectEmit(address(protocol));
+        emit PaidCallSkipped(payer, es[0].nonce, 0);
+        _expectPaidCallSettled(id, es[1], 2, PRICE0);
+        vm.expectEmit(address(protocol));
+        emit PaidCallSkipped(payerB, es[2].nonce, 0);
+        vm.expectEmit(address(protocol));
+        emit PaidCallSkipped(payer, es[3].nonce, 0);
+        assertEq(protocol.settlePaidBatch(id, es, ALL, signature), 2, "settled");
+        assertEq(before - token.balanceOf(payerC), PRICE0, "the fresh entry collected");
+        assertEq(hooks.resultCount(), 3, "only collected entries announced");
+
+        // Terminated: a resubmission has nothing to collect; a fresh entry is refused.
+        vm.prank(serviceOwner);
+        protocol.terminateService(id);
+        vm.expectRevert(abi.encodeWithSelector(NothingToCollect.selector, 2));
+        protocol.settlePaidBatch(id, first, ALL, firstSignature);
+        es[1] = _entry(KEY_C, 0);
+        signature = _certifyPaid(id, es, ALL);
+        vm.expectRevert(abi.encodeWithSelector(ServiceNotActive.selector, id, IVouchProtocol.ServiceStatus.Terminated));
+        protocol.settlePaidBatch(id, es, ALL, signature);
+
+        // Expired: the same.
+        VouchProtocol.PaidResult[] memory onSvc = _fiveEntries();
+        bytes memory svcSignature = _certifyPaid(svc, onSvc, ALL);
+        protocol.settlePaidBatch(svc, onSvc, ALL, svcSignature);
+        uint64 expiry = protocol.getService(svc).expiry;
+        vm.warp(expiry + 1);
+        vm.expectRevert(abi.encodeWithSelector(NothingToCollect.selector, 5));
+        protocol.settlePaidBatch(svc, onSvc, ALL, svcSignature);
+        onSvc[2] = _entry(payerKey, 1);
+        signature = _certifyPaid(svc, onSvc, ALL);
+        vm.expectRevert(abi.encodeWithSelector(ServiceExpired.selector, svc, expiry));
+        protocol.settlePaidBatch(svc, onSvc, ALL, signature);
+        assertEq(protocol.paidBatchCount(), 3, "three batches settled");
         _assertSolvent();
     }
 
@@ -556,11 +745,15 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         payments[1] = 0;
 
         vm.expectEmit(address(protocol));
-        emit PaidCallSettled(_entryCallId(es[0]), 1, payer, es[0].nonce, 0, PRICE0, es[0].inputsHash, es[0].resultHash);
+        emit PaidCallSettled(
+            _entryCallId(svc, es[0]), 1, payer, es[0].nonce, 0, PRICE0, es[0].inputsHash, es[0].resultHash
+        );
         vm.expectEmit(address(protocol));
         emit PaidCallSkipped(payerB, es[1].nonce, 0);
         vm.expectEmit(address(protocol));
-        emit PaidCallSettled(_entryCallId(es[2]), 1, payerC, es[2].nonce, 0, PRICE0, es[2].inputsHash, es[2].resultHash);
+        emit PaidCallSettled(
+            _entryCallId(svc, es[2]), 1, payerC, es[2].nonce, 0, PRICE0, es[2].inputsHash, es[2].resultHash
+        );
         vm.expectEmit(address(protocol));
         emit PaidBatchSettled(1, svc, ALL, 3, _recordRoot(es, payments));
         protocol.settlePaidBatch(svc, es, ALL, signature);
@@ -590,13 +783,15 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         es[1] = _entry(KEY_B, 0);
         bytes memory signature = _certifyPaid(svc, es, ALL);
         uint256 openedId = protocol.openPaidCall(_asPaidCall(svc, es[0]));
-        assertEq(openedId, _entryCallId(es[0]), "same derived id");
+        assertEq(openedId, _entryCallId(svc, es[0]), "same derived id");
         uint256[3] memory before = _payerBalances();
 
         vm.expectEmit(address(protocol));
         emit PaidCallSkipped(payer, es[0].nonce, openedId);
         vm.expectEmit(address(protocol));
-        emit PaidCallSettled(_entryCallId(es[1]), 1, payerB, es[1].nonce, 0, PRICE0, es[1].inputsHash, es[1].resultHash);
+        emit PaidCallSettled(
+            _entryCallId(svc, es[1]), 1, payerB, es[1].nonce, 0, PRICE0, es[1].inputsHash, es[1].resultHash
+        );
         protocol.settlePaidBatch(svc, es, ALL, signature);
 
         uint256[3] memory afterwards = _payerBalances();
@@ -645,15 +840,15 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         protocol.terminateService(svc);
         vm.expectRevert(abi.encodeWithSelector(ServiceNotActive.selector, svc, IVouchProtocol.ServiceStatus.Terminated));
         protocol.settlePaidBatch(svc, es, ALL, signature);
-        // An unknown service has no operators: no bitmap fits.
-        vm.expectRevert(abi.encodeWithSelector(InvalidSignerBitmap.selector, ALL, 0));
+        // An unknown service has no key set: not active (before any bitmap check).
+        vm.expectRevert(abi.encodeWithSelector(ServiceNotActive.selector, 99, IVouchProtocol.ServiceStatus.None));
         protocol.settlePaidBatch(99, es, ALL, signature);
         _assertNothingCharged(before);
     }
 
     function test_RevertWhen_ServiceOnlyRequested() external {
-        // Not approved yet: no key set and no stake snapshot. The batch must not settle (the revert is not typed:
-        // `_quorum` reads the missing stake snapshot before the entries are checked).
+        // Not approved yet: no key set and no stake snapshot. `_quorum` refuses it before reading the missing
+        // snapshot or checking any entry.
         vm.prank(serviceOwner);
         uint64 requested = protocol.requestService(
             blueprintId, _operators(3), uint64(block.timestamp + 1 days), true, new address[](0)
@@ -662,9 +857,17 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         es[0] = _entry(payerKey, 0);
         bytes memory signature = _certifyPaid(requested, es, ALL);
         uint256[3] memory before = _payerBalances();
-        vm.expectRevert();
+        vm.expectRevert(
+            abi.encodeWithSelector(ServiceNotActive.selector, requested, IVouchProtocol.ServiceStatus.Requested)
+        );
         protocol.settlePaidBatch(requested, es, ALL, signature);
         _assertNothingCharged(before);
+        // Even with nothing to collect (the authorization was used), the service check comes first.
+        _frontRun(es[0], PRICE0);
+        vm.expectRevert(
+            abi.encodeWithSelector(ServiceNotActive.selector, requested, IVouchProtocol.ServiceStatus.Requested)
+        );
+        protocol.settlePaidBatch(requested, es, ALL, signature);
     }
 
     function test_RevertWhen_ServiceExpired() external {
@@ -836,6 +1039,49 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         _assertNothingCharged(before);
         protocol.settlePaidBatch(other, es, ALL, forOther); // it settles where it was signed
         assertEq(protocol.getPaidBatch(1).serviceId, other, "settled on the other service");
+    }
+
+    /// @dev The call id binds the job: with two jobs of the same price, the authorization of an entry certified as
+    /// job 0 also pays for job 1, but relabelling the entry changes its call id, hence its leaf, and the certificate no
+    /// longer verifies (so a submitter cannot move a certified result to another job, or past that job's hooks).
+    function test_RevertWhen_CertificateOverRelabelledJob() external {
+        IVouchProtocol.Job[] memory jobs = new IVouchProtocol.Job[](2);
+        jobs[0] = IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE0});
+        jobs[1] = IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE1});
+        vm.prank(developer);
+        uint64 bp = protocol.createBlueprint("ipfs://same-price", bytes32(0), jobs, _policy(), address(0), address(0));
+        uint64 id = _activeService(bp, 3, true);
+        VouchProtocol.PaidResult[] memory es = new VouchProtocol.PaidResult[](2);
+        es[0] = _entryFor(payerKey, 0, PRICE0);
+        es[1] = _entryFor(KEY_B, 1, PRICE0);
+        bytes memory signature = _certifyPaid(id, es, ALL);
+        bytes32 signed = _paidDigest(id, es);
+        uint256[3] memory before = _payerBalances();
+
+        for (uint256 i; i < 2; ++i) {
+            VouchProtocol.PaidResult[] memory relabelled = new VouchProtocol.PaidResult[](2);
+            (relabelled[0], relabelled[1]) = (_copy(es[0]), _copy(es[1]));
+            relabelled[i].jobIndex = 1 - es[i].jobIndex; // same price: the authorization still pays for it
+            assertTrue(_entryCallId(id, relabelled[i]) != _entryCallId(id, es[i]), "another job, another call id");
+            bytes32 digest = _paidDigest(id, relabelled);
+            assertTrue(digest != signed, "another digest");
+            vm.expectRevert(abi.encodeWithSelector(InvalidCertificate.selector, id, ALL, digest));
+            protocol.settlePaidBatch(id, relabelled, ALL, signature);
+        }
+        // Both relabelled at once (swapping the jobs keeps the job counts and the amount).
+        VouchProtocol.PaidResult[] memory swapped = new VouchProtocol.PaidResult[](2);
+        (swapped[0], swapped[1]) = (_copy(es[0]), _copy(es[1]));
+        (swapped[0].jobIndex, swapped[1].jobIndex) = (1, 0);
+        vm.expectRevert(abi.encodeWithSelector(InvalidCertificate.selector, id, ALL, _paidDigest(id, swapped)));
+        protocol.settlePaidBatch(id, swapped, ALL, signature);
+        _assertNothingCharged(before);
+
+        // The certified labels settle.
+        _expectPaidCallSettled(id, es[0], 1, PRICE0);
+        _expectPaidCallSettled(id, es[1], 1, PRICE0);
+        protocol.settlePaidBatch(id, es, ALL, signature);
+        assertEq(before[0] - token.balanceOf(payer), PRICE0, "A charged once");
+        assertEq(before[1] - token.balanceOf(payerB), PRICE0, "B charged once");
     }
 
     function test_RevertWhen_AuthorizationSignatureInvalid() external {
@@ -1086,7 +1332,9 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         protocol.settlePaidBatch(id, es, ALL, _certifyPaid(id, es, ALL));
         assertEq(hooks.resultCount(), 5, "one onResult per entry");
         for (uint256 i; i < es.length; ++i) {
-            assertEq(hooks.results(_entryCallId(es[i])), es[i].resultHash, "onResult(serviceId, paidCallId, result)");
+            assertEq(
+                hooks.results(_entryCallId(id, es[i])), es[i].resultHash, "onResult(serviceId, paidCallId, result)"
+            );
         }
     }
 
@@ -1104,7 +1352,7 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
             uint256[3] memory before = _payerBalances();
             for (uint256 i; i < es.length; ++i) {
                 vm.expectEmit(address(protocol));
-                emit HookFailed(id, _entryCallId(es[i]), address(hooks));
+                emit HookFailed(id, _entryCallId(id, es[i]), address(hooks));
             }
             protocol.settlePaidBatch(id, es, ALL, signature);
             uint256[3] memory afterwards = _payerBalances();
@@ -1127,7 +1375,7 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         // The hook tries to resubmit the batch from inside the notification.
         hooks.setReentry(address(protocol), abi.encodeCall(VouchProtocol.settlePaidBatch, (id, es, ALL, signature)));
         vm.expectEmit(address(protocol));
-        emit HookFailed(id, _entryCallId(es[0]), address(hooks));
+        emit HookFailed(id, _entryCallId(id, es[0]), address(hooks));
         protocol.settlePaidBatch(id, es, ALL, signature);
         assertEq(protocol.paidBatchCount(), 1, "no nested batch");
         assertEq(hooks.resultCount(), 0, "re-entry failed");
@@ -1158,9 +1406,9 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
 
     /// @dev `IBlueprintHooks.onResult` means "a call was settled with `resultHash`". An entry the batch skips (its
     /// authorization was already used) is neither paid nor settled by this batch, so its hooks must not hear of it
-    /// again. Today `_notifyPaid` notifies every entry, skipped or not: anyone can replay a settled batch (its
-    /// certificate is public) and make the hooks count every result twice, and an entry whose call was opened
-    /// with `openPaidCall` is announced as settled while that call is still open (and may be refunded).
+    /// (again): a replay of a settled batch (its certificate is public) must not make the hooks count a result twice,
+    /// and an entry whose call was opened with `openPaidCall` must not be announced as settled while that call is
+    /// still open (and may be refunded).
     function test_SettlePaidBatch_HooksNotNotifiedOfSkippedEntries() external {
         uint64 bp = _createBlueprint(address(hooks));
         uint64 id = _activeService(bp, 3, true);
@@ -1176,8 +1424,19 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         assertEq(hooks.results(opened), bytes32(0), "an open call is not announced as settled");
         assertEq(hooks.resultCount(), 2, "one notification per settled entry");
         // A replay of the same batch by anyone settles nothing.
+        vm.expectRevert(abi.encodeWithSelector(NothingToCollect.selector, 3));
         vm.prank(stranger);
         protocol.settlePaidBatch(id, es, ALL, signature);
         assertEq(hooks.resultCount(), 2, "a replay notifies nothing");
+        // A batch mixing used and fresh entries announces the fresh ones only.
+        VouchProtocol.PaidResult[] memory mixed = new VouchProtocol.PaidResult[](3);
+        mixed[0] = es[1]; // settled by the first batch
+        mixed[1] = _entry(payerKey, 1);
+        mixed[2] = es[0]; // the open call
+        protocol.settlePaidBatch(id, mixed, ALL, _certifyPaid(id, mixed, ALL));
+        assertEq(hooks.resultCount(), 3, "one more notification");
+        assertEq(hooks.results(_entryCallId(id, mixed[1])), mixed[1].resultHash, "the fresh entry announced");
+        assertEq(hooks.results(opened), bytes32(0), "the open call still not announced");
+        assertEq(hooks.results(_entryCallId(id, es[1])), es[1].resultHash, "the settled entry announced once");
     }
 }

@@ -223,10 +223,11 @@ abstract contract ProtocolBase is VectorTest {
         return keccak256(abi.encodePacked("\x19\x01", token.DOMAIN_SEPARATOR(), structHash));
     }
 
-    /// @dev Expected call id of the x402 authorization `(from, nonce)`, computed here from its definition rather than
-    /// through the protocol: `uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)))`.
-    function _paidCallId(address from, bytes32 nonce) internal pure returns (uint256) {
-        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)));
+    /// @dev Expected call id of the call of job `jobIndex` on `service` paid by the x402 authorization `(from, nonce)`,
+    /// computed from its definition rather than through the protocol:
+    /// `uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), uint64 service, uint8 jobIndex, from, nonce)))`.
+    function _paidCallId(uint64 service, uint8 jobIndex, address from, bytes32 nonce) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), service, jobIndex, from, nonce)));
     }
 
     /// @dev A signed x402 payment by `payerKey` for job `job` of `service` (value = the job price, fresh nonce).

@@ -89,7 +89,7 @@ contract ProtocolGasTest is ProtocolBase {
                     resultHash: resultHash
                 })
             );
-            leaves[i] = VouchDigest.batchLeaf(_paidCallId(p.from, p.nonce), p.inputsHash, resultHash);
+            leaves[i] = VouchDigest.batchLeaf(_paidCallId(service10, 0, p.from, p.nonce), p.inputsHash, resultHash);
         }
         paidBatchSig = _sign(
             0x3FF,
@@ -122,7 +122,7 @@ contract ProtocolGasTest is ProtocolBase {
         _tx("openPaidCalls_100_tx", abi.encodeCall(VouchProtocol.openPaidCalls, (ps)), gasUsed);
         assertEq(ids.length, 100, "ids");
         for (uint256 i; i < 100; ++i) {
-            assertEq(ids[i], protocol.paidCallId(ps[i].from, ps[i].nonce), "derived id");
+            assertEq(ids[i], _paidCallId(service10, 0, ps[i].from, ps[i].nonce), "derived id");
             assertTrue(protocol.getCall(ids[i]).status == IVouchProtocol.CallStatus.Open, "opened");
         }
         assertEq(protocol.callCount(), countBefore, "x402 calls take no counter id");

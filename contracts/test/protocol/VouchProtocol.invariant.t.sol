@@ -101,10 +101,14 @@ contract ProtocolHandler {
             (bool ok,) = address(PROTOCOL).call(abi.encodeCall(VouchProtocol.openPaidCall, (p)));
             require(!ok, "front-run authorization opened a call");
         } else {
-            // Tracked under the id derived from (from, nonce), not the returned one: if the protocol opened the call
-            // under another id, `invariant_BalanceMatchesLedger` finds no open call here.
+            // Tracked under the id derived from (serviceId, jobIndex, from, nonce), not the returned one: if the
+            // protocol opened the call under another id, `invariant_BalanceMatchesLedger` finds no open call here.
             PROTOCOL.openPaidCall(p);
-            openCalls.push(uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), p.from, p.nonce))));
+            openCalls.push(
+                uint256(
+                    keccak256(abi.encode(keccak256("vouch.v1.paid-call"), p.serviceId, p.jobIndex, p.from, p.nonce))
+                )
+            );
             ++ghostPaidCalls;
         }
     }

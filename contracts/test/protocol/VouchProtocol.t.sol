@@ -656,7 +656,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
 
     function test_OpenPaidCall_ExecutesTheAuthorization() external {
         VouchProtocol.PaidCall memory p = _paidCall(serviceId, 0);
-        uint256 expectedId = _paidCallId(payer, p.nonce);
+        uint256 expectedId = _paidCallId(serviceId, 0, payer, p.nonce);
         uint256 before = token.balanceOf(payer);
         vm.expectEmit(address(protocol));
         emit CallOpened(expectedId, serviceId, 0, payer, PRICE0, block.timestamp + DEADLINE0, p.inputsHash);
@@ -664,9 +664,12 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         emit PaidCallOpened(expectedId, payer, p.nonce);
         vm.prank(stranger); // anyone (the gateway) submits
         uint256 callId = protocol.openPaidCall(p);
-        assertEq(callId, expectedId, "id derived from (from, nonce)");
-        assertEq(protocol.paidCallId(payer, p.nonce), expectedId, "paidCallId");
+        assertEq(callId, expectedId, "id derived from (serviceId, jobIndex, from, nonce)");
+        assertEq(protocol.paidCallId(serviceId, 0, payer, p.nonce), expectedId, "paidCallId");
         assertGt(callId, type(uint64).max, "apart from counter ids");
+        // The id binds the service and the job: the same authorization names another call elsewhere.
+        assertTrue(_paidCallId(serviceId, 1, payer, p.nonce) != expectedId, "bound to the job");
+        assertTrue(_paidCallId(serviceId + 1, 0, payer, p.nonce) != expectedId, "bound to the service");
         assertEq(protocol.callCount(), 0, "x402 calls take no counter id");
         IVouchProtocol.Call memory c = protocol.getCall(callId);
         assertTrue(c.status == IVouchProtocol.CallStatus.Open, "open");
@@ -686,7 +689,9 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         VouchProtocol.PaidCall memory p = _paidCall(serviceId, 0);
         uint256 callId = protocol.openPaidCall(p);
         vm.expectRevert(
-            abi.encodeWithSelector(PaidCallAlreadyOpened.selector, payer, p.nonce, _paidCallId(payer, p.nonce))
+            abi.encodeWithSelector(
+                PaidCallAlreadyOpened.selector, payer, p.nonce, _paidCallId(serviceId, 0, payer, p.nonce)
+            )
         );
         protocol.openPaidCall(p);
         assertEq(protocol.callCount(), 0, "x402 calls take no counter id");
@@ -704,7 +709,8 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         protocol.openPaidCall(p);
         assertEq(protocol.callCount(), 0, "no call");
         assertTrue(
-            protocol.getCall(_paidCallId(payer, p.nonce)).status == IVouchProtocol.CallStatus.None, "no paid call"
+            protocol.getCall(_paidCallId(serviceId, 0, payer, p.nonce)).status == IVouchProtocol.CallStatus.None,
+            "no paid call"
         );
         assertEq(protocol.accounted(), 0, "not credited");
         assertEq(token.balanceOf(address(protocol)), PRICE0, "funds arrived");
@@ -789,8 +795,8 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
             ps[2].nonce,
             ps[2].signature
         );
-        uint256 id0 = _paidCallId(payer, ps[0].nonce);
-        uint256 id1 = _paidCallId(payer, ps[1].nonce);
+        uint256 id0 = _paidCallId(serviceId, 0, payer, ps[0].nonce);
+        uint256 id1 = _paidCallId(serviceId, 1, payer, ps[1].nonce);
         vm.expectEmit(address(protocol));
         emit PaidCallSkipped(payer, ps[2].nonce, 0);
         vm.expectEmit(address(protocol));
@@ -804,7 +810,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         assertEq(protocol.getCall(id1).jobIndex, 1, "second job");
         assertEq(protocol.getCall(id1).payment, PRICE1, "second payment");
         assertTrue(
-            protocol.getCall(_paidCallId(payer, ps[2].nonce)).status == IVouchProtocol.CallStatus.None,
+            protocol.getCall(_paidCallId(serviceId, 0, payer, ps[2].nonce)).status == IVouchProtocol.CallStatus.None,
             "no front-run call"
         );
         assertEq(protocol.accounted(), PRICE0 + PRICE1, "accounted");

@@ -100,9 +100,9 @@ contract PaidCallProofTest is SlashingBase {
         p.proof = PaidTree.proof(_leaves(rs), i);
     }
 
-    /// @dev The paid call id from its definition.
-    function _id(address from, bytes32 nonce) internal pure returns (uint256) {
-        return uint256(keccak256(abi.encode(keccak256("vouch.v1.paid-call"), from, nonce)));
+    /// @dev The id of a paid call of `BATCH` or `BATCH_ONE` (service 1), from its definition.
+    function _id(Rec memory r) internal pure returns (uint256) {
+        return PaidTree.callId(SERVICE, r.jobIndex, r.from, r.nonce);
     }
 
     function _leafOf(VouchSlasher.PaidCallProof memory p) internal pure returns (bytes32) {
@@ -141,7 +141,7 @@ contract PaidCallProofTest is SlashingBase {
             uint256 i = indexes[j];
             VouchSlasher.PaidCallProof memory p = _proofOf(rs, i);
             assertEq(p.proof.length, depths[j], "proof length");
-            uint256 expectedId = _id(rs[i].from, rs[i].nonce);
+            uint256 expectedId = _id(rs[i]);
             assertTrue(slasher.getCall(expectedId).status == IVouchProtocol.CallStatus.None, "unknown before");
             vm.expectEmit(address(slasher));
             emit VouchSlasher.PaidCallProven(expectedId, BATCH, rs[i].from);
@@ -157,7 +157,7 @@ contract PaidCallProofTest is SlashingBase {
         assertEq(p.proof.length, 0, "empty proof");
         assertEq(protocol.getPaidBatch(BATCH_ONE).recordRoot, _leaf(rs[0]), "root = leaf");
         uint256 callId = slasher.provePaidCall(BATCH_ONE, p);
-        assertEq(callId, _id(rs[0].from, rs[0].nonce), "call id");
+        assertEq(callId, _id(rs[0]), "call id");
         _assertProven(callId, rs[0]);
     }
 
@@ -167,12 +167,44 @@ contract PaidCallProofTest is SlashingBase {
         uint256 callId = slasher.provePaidCall(BATCH, p);
         vm.recordLogs();
         assertEq(slasher.provePaidCall(BATCH, p), callId, "same id");
-        // Once proven, the record is final: other data for the same (from, nonce) changes nothing.
+        // Once proven, the record is final: other data for the same call (service, job, from, nonce) changes nothing.
         p.resultHash = WRONG;
+        p.payment = 0;
         p.proof = new bytes32[](0);
-        assertEq(slasher.provePaidCall(99, p), callId, "same id, record kept");
+        assertEq(slasher.provePaidCall(BATCH, p), callId, "same id, record kept");
+        assertEq(slasher.provePaidCall(BATCH_ONE, p), callId, "from another batch of the service too");
         assertEq(vm.getRecordedLogs().length, 0, "no second PaidCallProven");
         _assertProven(callId, rs[0]);
+        // The id is derived with the batch's service, so an unknown batch is refused before anything else.
+        vm.expectRevert(abi.encodeWithSelector(VouchSlasher.UnknownPaidBatch.selector, 99));
+        slasher.provePaidCall(99, p);
+    }
+
+    /// @dev The call id is derived from the batch's service and the proof's job: the same authorization in a batch of
+    /// another service, or relabelled as another job, is another call (and the relabelled one is not in the record).
+    function test_ProvePaidCall_IdBindsTheBatchServiceAndTheJob() external {
+        Rec[] memory rs = _five();
+        IVouchProtocol.PaidBatch memory other = _batchOf(rs);
+        other.serviceId = OTHER_SERVICE;
+        protocol.setPaidBatch(9, other);
+        uint256 here = slasher.provePaidCall(BATCH, _proofOf(rs, 0));
+        uint256 there = slasher.provePaidCall(9, _proofOf(rs, 0));
+        assertEq(here, _id(rs[0]), "service 1 id");
+        assertEq(there, PaidTree.callId(OTHER_SERVICE, rs[0].jobIndex, rs[0].from, rs[0].nonce), "service 2 id");
+        assertTrue(here != there, "bound to the service");
+        assertEq(slasher.getCall(there).serviceId, OTHER_SERVICE, "recorded in the batch's service");
+        // Another job index is another call id, whose record leaf is not in the tree.
+        VouchSlasher.PaidCallProof memory p = _proofOf(rs, 2);
+        p.jobIndex = 1 - rs[2].jobIndex;
+        uint256 relabelled = PaidTree.callId(SERVICE, p.jobIndex, p.from, p.nonce);
+        assertTrue(relabelled != _id(rs[2]), "bound to the job");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                VouchSlasher.InvalidMerkleProof.selector, protocol.getPaidBatch(BATCH).recordRoot, _leafOf(p)
+            )
+        );
+        slasher.provePaidCall(BATCH, p);
+        assertTrue(slasher.getCall(relabelled).status == IVouchProtocol.CallStatus.None, "relabelled: not a call");
     }
 
     function test_RevertWhen_ProvePaidCallUnknownBatch() external {
@@ -211,16 +243,14 @@ contract PaidCallProofTest is SlashingBase {
         vm.expectRevert(abi.encodeWithSelector(VouchSlasher.InvalidMerkleProof.selector, root, _leafOf(single)));
         slasher.provePaidCall(BATCH, single);
         // Nothing was recorded.
-        assertTrue(
-            slasher.getCall(_id(PAYER, rs[2].nonce)).status == IVouchProtocol.CallStatus.None, "middle entry unproven"
-        );
+        assertTrue(slasher.getCall(_id(rs[2])).status == IVouchProtocol.CallStatus.None, "middle entry unproven");
         _proveMiddle(); // the unaltered proof passes
     }
 
     function test_RevertWhen_ProvePaidCallSkippedEntry() external {
         Rec[] memory rs = _five();
         VouchSlasher.PaidCallProof memory p = _proofOf(rs, 3); // payment 0 in the tree: a valid proof
-        uint256 callId = _id(rs[3].from, rs[3].nonce);
+        uint256 callId = _id(rs[3]);
         vm.expectRevert(abi.encodeWithSelector(VouchSlasher.PaidCallNotCollected.selector, callId));
         slasher.provePaidCall(BATCH, p);
         // Claiming it was collected does not match the record.
@@ -236,7 +266,7 @@ contract PaidCallProofTest is SlashingBase {
 
     function test_RevertWhen_ProvePaidCallIsAProtocolCall() external {
         Rec[] memory rs = _five();
-        uint256 callId = _id(rs[0].from, rs[0].nonce);
+        uint256 callId = _id(rs[0]);
         // The authorization opened a protocol call (`openPaidCall`): it is reported by id, never proven.
         protocol.setCall(callId, _call(SERVICE, IVouchProtocol.CallStatus.Open, 0, 0));
         vm.expectRevert(abi.encodeWithSelector(VouchSlasher.NotAPaidBatchCall.selector, callId));
@@ -251,7 +281,7 @@ contract PaidCallProofTest is SlashingBase {
     // ---------------------------------------------------------------------------------------------------------------
 
     function test_RevertWhen_ReportingAnUnprovenPaidCall() external {
-        uint256 callId = _id(PAYER, _five()[2].nonce);
+        uint256 callId = _id(_five()[2]);
         VouchSlasher.SignedResult memory wrong = _signed(sk2, callId, INPUTS, WRONG);
         vm.expectRevert(
             abi.encodeWithSelector(VouchSlasher.CallNotSettled.selector, callId, IVouchProtocol.CallStatus.None)
@@ -260,9 +290,7 @@ contract PaidCallProofTest is SlashingBase {
         VouchSlasher.SignedResult memory right = _signed(sk2, callId, INPUTS, RESULT);
         vm.expectRevert(abi.encodeWithSelector(VouchSlasher.UnknownCall.selector, callId));
         slasher.reportEquivocation(SERVICE, callId, op2, 2, right, wrong);
-        vm.expectRevert(
-            abi.encodeWithSelector(VouchSlasher.CallNotFinal.selector, callId, IVouchProtocol.CallStatus.None)
-        );
+        vm.expectRevert(abi.encodeWithSelector(VouchSlasher.MissNotProvable.selector, callId));
         slasher.reportMissedDeadline(callId, op2, 2);
         assertEq(staking.slashCount(), 0, "nothing slashed");
     }
@@ -298,14 +326,55 @@ contract PaidCallProofTest is SlashingBase {
         assertTrue(slasher.isReported(op0, callId, VouchSlasher.Fault.Equivocation), "reported");
     }
 
-    function test_MissedDeadline_OnProvenPaidCall() external {
+    /// @dev An x402 call's inputs reach operators only through the gateway, so a missing signature proves nothing:
+    /// a proven paid-batch call cannot be reported for a missed deadline, by anyone, for any operator, however long
+    /// after its alibi window. (Its signers' bits would also refuse it: `MissNotProvable` comes first.)
+    function test_RevertWhen_MissedDeadline_OnProvenPaidCall() external {
         uint256 callId = _proveMiddle();
-        vm.expectRevert(abi.encodeWithSelector(VouchSlasher.OperatorSigned.selector, callId, op1, 1));
-        slasher.reportMissedDeadline(callId, op1, 1);
-        (uint256 amount, uint256 toPayer, uint256 toReporter) = _expected(STAKE, MISSED_BPS, PAYER_BPS, REPORTER_BPS);
+        assertGt(callId, type(uint64).max, "an x402 id");
+        vm.warp(uint256(SETTLED_AT) + DISPUTE_WINDOW + 1); // the alibi window is over
+        for (uint256 slot; slot < 3; ++slot) {
+            address op = [op0, op1, op2][slot];
+            vm.expectRevert(abi.encodeWithSelector(VouchSlasher.MissNotProvable.selector, callId));
+            vm.prank(REPORTER);
+            slasher.reportMissedDeadline(callId, op, slot); // op2 is not in the bitmap, op0 and op1 are
+            assertFalse(slasher.isReported(op, callId, VouchSlasher.Fault.MissedDeadline), "not reported");
+            assertEq(slasher.missesOf(op, BLUEPRINT).total, 0, "no miss counted");
+        }
+        assertEq(staking.slashCount(), 0, "nothing slashed");
+        // A `callJob` call of the same service, settled without op2's bit, is reportable once its window is over.
+        vm.warp(uint256(START) + 10 minutes + DISPUTE_WINDOW + 1);
         vm.prank(REPORTER);
-        assertEq(slasher.reportMissedDeadline(callId, op2, 2), amount, "op2 is not in the bitmap");
-        _assertSlash(0, op2, amount, PAYER, toPayer, REPORTER, toReporter);
+        slasher.reportMissedDeadline(CALL_SETTLED, op2, 2);
+        assertEq(staking.slashCount(), 1, "the counter-id call is reportable");
+    }
+
+    /// @dev The same for a call opened with `openPaidCall` (an x402 id with a protocol call record) that was refunded:
+    /// whoever paid may have opened it with inputs nobody was given, so nobody missed it.
+    function test_RevertWhen_MissedDeadline_OnRefundedOpenPaidCall() external {
+        Rec memory r = _five()[2];
+        uint256 callId = _id(r);
+        protocol.setCall(callId, _call(SERVICE, IVouchProtocol.CallStatus.Refunded, 0, 0));
+        vm.warp(uint256(START) + 1 hours + DISPUTE_WINDOW + 1); // past the deadline's alibi window
+        for (uint256 slot; slot < 3; ++slot) {
+            address op = [op0, op1, op2][slot];
+            vm.expectRevert(abi.encodeWithSelector(VouchSlasher.MissNotProvable.selector, callId));
+            vm.prank(REPORTER);
+            slasher.reportMissedDeadline(callId, op, slot);
+        }
+        // Any id above 2^64 - 1 is refused, whatever its status; the last counter id is not.
+        vm.expectRevert(abi.encodeWithSelector(VouchSlasher.MissNotProvable.selector, uint256(type(uint64).max) + 1));
+        slasher.reportMissedDeadline(uint256(type(uint64).max) + 1, op2, 2);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                VouchSlasher.CallNotFinal.selector, uint256(type(uint64).max), IVouchProtocol.CallStatus.None
+            )
+        );
+        slasher.reportMissedDeadline(type(uint64).max, op2, 2);
+        // The refunded counter-id call of the fixture is reportable.
+        vm.prank(REPORTER);
+        slasher.reportMissedDeadline(CALL_REFUNDED, op2, 2);
+        assertEq(staking.slashCount(), 1, "only the counter-id call slashed");
     }
 }
 
@@ -348,11 +417,13 @@ contract PaidCallProofSystemTest is SystemBase {
     }
 
     /// @dev The certified batch as slashing leaves (`batchLeaf(paidCallId, inputsHash, resultHash)`).
-    function _batchLeaves(VouchProtocol.PaidResult[] memory es) internal pure returns (Leaf[] memory leaves) {
+    function _batchLeaves(VouchProtocol.PaidResult[] memory es) internal view returns (Leaf[] memory leaves) {
         leaves = new Leaf[](es.length);
         for (uint256 i; i < es.length; ++i) {
             leaves[i] = Leaf({
-                callId: _paidCallId(es[i].from, es[i].nonce), inputsHash: es[i].inputsHash, resultHash: es[i].resultHash
+                callId: _paidCallId(serviceId, es[i].jobIndex, es[i].from, es[i].nonce),
+                inputsHash: es[i].inputsHash,
+                resultHash: es[i].resultHash
             });
         }
     }
@@ -394,7 +465,9 @@ contract PaidCallProofSystemTest is SystemBase {
         assertEq(b.signerBitmap, SIGNERS, "bitmap");
         for (uint256 i; i < entries.length; ++i) {
             uint256 callId = slasher.provePaidCall(batchId, _proofOf(i));
-            assertEq(callId, protocol.paidCallId(entries[i].from, entries[i].nonce), "call id");
+            VouchProtocol.PaidResult memory e = entries[i];
+            assertEq(callId, _paidCallId(serviceId, e.jobIndex, e.from, e.nonce), "call id");
+            assertEq(protocol.paidCallId(serviceId, e.jobIndex, e.from, e.nonce), callId, "the protocol's view agrees");
             IVouchProtocol.Call memory c = slasher.getCall(callId);
             assertEq(c.payer, entries[i].from, "payer");
             assertEq(c.payment, _price(entries[i].jobIndex), "payment");
@@ -406,7 +479,7 @@ contract PaidCallProofSystemTest is SystemBase {
 
     function test_EndToEnd_DeviationOnPaidBatchCall_SlashedAfterDisputeWindow() external {
         VouchProtocol.PaidResult memory e = entries[1]; // payer2's call
-        uint256 callId = _paidCallId(e.from, e.nonce);
+        uint256 callId = _paidCallId(serviceId, e.jobIndex, e.from, e.nonce);
         address op0 = operators[0];
         // op0 (not a signer) signed the call's inputs with another result.
         VouchSlasher.SignedResult memory deviating =
@@ -459,7 +532,7 @@ contract PaidCallProofSystemTest is SystemBase {
 
     function test_EndToEnd_EquivocationOnPaidBatchCall_SlashedAtOnce() external {
         VouchProtocol.PaidResult memory e = entries[2]; // payer's second call
-        uint256 callId = _paidCallId(e.from, e.nonce);
+        uint256 callId = _paidCallId(serviceId, e.jobIndex, e.from, e.nonce);
         address op1 = operators[1];
         // op1 signed the batch (the certified result) and, alone, another result for the same call.
         VouchSlasher.SignedResult memory a =
@@ -492,6 +565,48 @@ contract PaidCallProofSystemTest is SystemBase {
             abi.encodeWithSelector(VouchSlasher.AlreadyReported.selector, op1, callId, VouchSlasher.Fault.Equivocation)
         );
         slasher.reportEquivocation(serviceId, callId, op1, 1, b, a);
+        _assertBooksBalance();
+    }
+
+    /// @dev x402 calls cannot be reported for a missed deadline, on the real contracts: neither a proven paid-batch
+    /// call that op0 did not sign, nor an `openPaidCall` call nobody certified and that was refunded, even once their
+    /// alibi windows are over. A `callJob` call refunded alongside is reportable.
+    function test_EndToEnd_MissedDeadline_NotProvableForX402Calls() external {
+        address op0 = operators[0];
+        VouchProtocol.PaidResult memory e = entries[0];
+        uint256 batchCall = slasher.provePaidCall(batchId, _proofOf(0));
+        assertEq(batchCall, _paidCallId(serviceId, e.jobIndex, e.from, e.nonce), "proven");
+
+        VouchProtocol.PaidCall memory p = _paidCall(payer2Key, serviceId, 1, keccak256("inputs nobody was given"));
+        vm.prank(gateway);
+        uint256 paidCall = protocol.openPaidCall(p);
+        assertEq(paidCall, _paidCallId(serviceId, 1, payer2, p.nonce), "openPaidCall id");
+        uint256 counterCall = _callJob(payer, 1, "a callJob call");
+        IVouchProtocol.Call memory c = protocol.getCall(paidCall);
+        vm.warp(uint256(c.deadline) + 1);
+        uint256[] memory ids = new uint256[](2);
+        (ids[0], ids[1]) = (paidCall, counterCall);
+        vm.prank(keeper);
+        protocol.refundBatch(ids);
+        assertTrue(protocol.getCall(paidCall).status == IVouchProtocol.CallStatus.Refunded, "refunded");
+        vm.warp(uint256(c.deadline) + DISPUTE_WINDOW + 1); // every alibi window is over
+
+        uint256 stake = staking.slashableStake(op0);
+        for (uint256 slot; slot < SERVICE_SIZE; ++slot) {
+            vm.expectRevert(abi.encodeWithSelector(VouchSlasher.MissNotProvable.selector, batchCall));
+            vm.prank(reporter);
+            slasher.reportMissedDeadline(batchCall, operators[slot], slot);
+            vm.expectRevert(abi.encodeWithSelector(VouchSlasher.MissNotProvable.selector, paidCall));
+            vm.prank(payer2); // the payer itself, who would take the payer share
+            slasher.reportMissedDeadline(paidCall, operators[slot], slot);
+        }
+        assertEq(staking.slashableStake(op0), stake, "nothing slashed");
+        assertEq(slasher.missesOf(op0, blueprintId).total, 0, "no miss counted");
+        assertEq(staking.slashedClaimable(payer2), 0, "the payer gained nothing");
+
+        vm.prank(reporter);
+        assertGt(slasher.reportMissedDeadline(counterCall, op0, 0), 0, "the callJob call is reportable");
+        assertEq(slasher.missesOf(op0, blueprintId).total, 1, "one miss");
         _assertBooksBalance();
     }
 }
