@@ -1,80 +1,89 @@
 #!/usr/bin/env bash
-# The README's demo: the BLS round trip between Rust and the contracts, on a real local chain.
+# The README's demo: one paid, verified, settled call on a local Vouch network, with nothing but the `vouch` CLI.
 #
-#   1. setup (idempotent), build the `vouch` CLI and the contracts
-#   2. start anvil (Prague: EIP-2537 BLS precompiles) on a free loopback port
-#   3. deploy KeyRegistry
-#   4. `vouch demo`: three operators get BLS keys in EIP-2335 keystores, proofs of possession bound
-#      to (chain, registry, operator), and two of them sign one call's result; the aggregate is checked
-#   5. each operator registers its key on-chain (the contract checks the PoP), the set's keys are
-#      snapshotted into one data contract, and the contract verifies the certificate: true, and false
-#      once the signer bitmap is tampered with
+#   1. setup (idempotent), build the `vouch` CLI
+#   2. `vouch devnet up --port 0`: anvil (Prague: EIP-2537 BLS precompiles), the protocol deployed, a developer's
+#      blueprint, a customer with vUSD, three staked operators with transaction and BLS keys, an active service
+#   3. show the service; the customer calls job 0 (`echo`), paying its price into escrow
+#   4. `vouch certify`: the operators' BLS keys sign the call's result, aggregated into a v1 certificate
+#   5. `vouch verify` it, `vouch call settle` it, `vouch call show`, an operator claims its fees
+#   6. a tampered certificate fails `vouch verify`, with its reason
+#   7. `vouch devnet down`
 #
-# The devnet (`vouch devnet up`) replaces this script once the protocol contracts land.
+# docs/quickstart.md walks through exactly these commands.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
-say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 json() { node -e "const v=JSON.parse(require('fs').readFileSync(0,'utf8'));console.log(eval('v'+process.argv[1]))" "$1"; }
 
-say "building vouch and the contracts"
-cargo build --release -p vouch-cli --locked -q
-(cd contracts && forge build -q)
-VOUCH="$ROOT/target/release/vouch"
+say "building vouch"
+cargo build -p vouch-cli --locked -q
+VOUCH="$ROOT/target/debug/vouch"
 
-PORT="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-RPC="http://127.0.0.1:$PORT"
 WORK="$(mktemp -d)"
-anvil --hardfork prague --port "$PORT" --host 127.0.0.1 > "$WORK/anvil.log" 2>&1 &
-ANVIL=$!
-trap 'kill $ANVIL 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 50); do cast chain-id --rpc-url "$RPC" >/dev/null 2>&1 && break; sleep 0.2; done
-CHAIN_ID="$(cast chain-id --rpc-url "$RPC")" || { echo "anvil did not start:" >&2; cat "$WORK/anvil.log" >&2; exit 1; }
-say "anvil (prague) at $RPC, chain id $CHAIN_ID"
+DATADIR="$WORK/devnet"
+UP=""
+cleanup() {
+  if [[ -n "$UP" ]] && kill -0 "$UP" 2>/dev/null; then
+    "$VOUCH" --datadir "$DATADIR" devnet down -q >/dev/null 2>&1 || kill "$UP" 2>/dev/null || true
+    wait "$UP" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+v() { printf '$ vouch %s\n' "$*"; "$VOUCH" --datadir "$DATADIR" "$@"; }
 
-# anvil's well-known development accounts (mnemonic "test test … junk"): never use them elsewhere.
-DEPLOYER_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
-OP_KEYS=(0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
-         0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
-         0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6)
-OPS=()
-for k in "${OP_KEYS[@]}"; do OPS+=("$(cast wallet address --private-key "$k")"); done
-
-REGISTRY="$(cd contracts && forge create src/KeyRegistry.sol:KeyRegistry --rpc-url "$RPC" \
-  --private-key "$DEPLOYER_KEY" --broadcast --json | json '.deployedTo')"
-say "KeyRegistry deployed at $REGISTRY"
-
-say "vouch demo: keys, proofs of possession, signatures of operators 0 and 2, aggregate"
-"$VOUCH" --datadir "$WORK/vouch" demo --chain-id "$CHAIN_ID" --registry "$REGISTRY" --protocol "$REGISTRY" \
-  --operator "${OPS[0]}" --operator "${OPS[1]}" --operator "${OPS[2]}" --signers 0,2
-CERT="$(ls "$WORK"/vouch/demo-*/certificate.json)"
-
-say "registering the three BLS keys on-chain (the registry checks each proof of possession)"
-for i in 0 1 2; do
-  pk="$(json ".operators[$i].pubkey" < "$CERT")"
-  pop="$(json ".operators[$i].pop" < "$CERT")"
-  gas="$(cast send "$REGISTRY" "registerKey(bytes,bytes)" "$pk" "$pop" --rpc-url "$RPC" \
-    --private-key "${OP_KEYS[$i]}" --json | json '.gasUsed')"
-  echo "  operator $i ${OPS[$i]}: registered, gas $(( gas ))"
+say "starting a devnet: vouch devnet up --port 0 --datadir $DATADIR"
+"$VOUCH" --datadir "$DATADIR" devnet up --port 0 > "$WORK/up.log" 2>&1 &
+UP=$!
+for _ in $(seq 300); do
+  [[ -f "$DATADIR/devnet.pid" ]] && break
+  kill -0 "$UP" 2>/dev/null || { echo "vouch devnet up failed:" >&2; cat "$WORK/up.log" >&2; exit 1; }
+  sleep 0.2
 done
-set_arg="[${OPS[0]},${OPS[1]},${OPS[2]}]"
-KEYSET="$(cast call "$REGISTRY" "createKeySet(address[])(address)" "$set_arg" --rpc-url "$RPC" --from "${OPS[0]}")"
-cast send "$REGISTRY" "createKeySet(address[])" "$set_arg" --rpc-url "$RPC" --private-key "${OP_KEYS[0]}" >/dev/null
-echo "  operator set keys snapshotted at $KEYSET"
+[[ -f "$DATADIR/devnet.pid" ]] || { echo "the devnet did not start within 60 s:" >&2; cat "$WORK/up.log" >&2; exit 1; }
+cat "$WORK/up.log"
+v devnet status
+OPERATOR0="$(json '.operators[0].account.address' < "$DATADIR/devnet.json")"
 
-DIGEST="$(json '.digest' < "$CERT")"
-BITMAP="$(json '.bitmap' < "$CERT")"
-SIG="$(json '.signature' < "$CERT")"
-say "on-chain verification of the certificate (bitmap $BITMAP, digest $DIGEST)"
-ok="$(cast call "$REGISTRY" "verifyAggregate(address,uint256,bytes32,bytes)(bool)" "$KEYSET" "$BITMAP" "$DIGEST" "$SIG" --rpc-url "$RPC")"
-# Sent as a transaction too, to show what a verification costs on-chain (the call is a view).
-gas="$(cast send "$REGISTRY" "verifyAggregate(address,uint256,bytes32,bytes)" "$KEYSET" "$BITMAP" "$DIGEST" "$SIG" \
-  --rpc-url "$RPC" --private-key "$DEPLOYER_KEY" --json | json '.gasUsed')"
-echo "  valid certificate:            $ok (gas used as a transaction: $(( gas )))"
-bad="$(cast call "$REGISTRY" "verifyAggregate(address,uint256,bytes32,bytes)(bool)" "$KEYSET" 0x7 "$DIGEST" "$SIG" --rpc-url "$RPC")"
-echo "  bitmap claims operator 1 too: $bad"
-[[ "$ok" == "true" && "$bad" == "false" ]] || { echo "demo FAILED: expected true then false" >&2; exit 1; }
-say "demo passed: Rust and the contract agree on keys, PoPs, digests and aggregates"
+say "the service: blueprint 1 run by three staked operators"
+v service show 1
+v operator status "$OPERATOR0"
+
+say "the customer calls job 0 (echo), paying its price into escrow"
+INPUT='{"text":"hello, vouch"}'
+v --from customer call 1 0 --input "$INPUT"
+
+say "the operators sign the result with their BLS keys; the aggregate is the certificate"
+printf '%s' '{"echo":"hello, vouch"}' > "$WORK/result.json"
+v certify 1 --result "@$WORK/result.json" --signers 0,1,2 --output "$WORK/certificate.json"
+cat "$WORK/certificate.json"
+
+say "anyone verifies it against the chain: service, call, signers, quorum, BLS aggregate"
+v verify "$WORK/certificate.json"
+
+say "settling the call with it (the contract checks it again) and showing the call"
+v --from customer call settle "$WORK/certificate.json"
+v call show 1
+
+say "operator 0 claims its commission and its pool's rewards"
+v --from operator-0 claim
+
+say "a tampered certificate (another result hash) fails verification"
+json_edit() { node -e "const f=require('fs');const c=JSON.parse(f.readFileSync(process.argv[1]));c.resultHash='0x'+'ab'.repeat(32);f.writeFileSync(process.argv[2],JSON.stringify(c,null,2))" "$1" "$2"; }
+json_edit "$WORK/certificate.json" "$WORK/tampered.json"
+if v verify "$WORK/tampered.json"; then
+  echo "demo FAILED: a tampered certificate verified" >&2
+  exit 1
+fi
+echo "(rejected, as it must be)"
+
+say "stopping the devnet"
+v devnet down
+wait "$UP"
+UP=""
+say "demo passed: a call paid, certified by staked operators, verified, settled and claimed"

@@ -2,12 +2,12 @@
 //! stored in real keystores. With `--registry` it also prints what `scripts/demo.sh` sends to the
 //! contracts on anvil, where the same certificate is verified on-chain.
 
-use super::{Output, hex0x, keys};
+use super::keys;
+use crate::{context::Ctx, keyring, output::hex0x};
 use alloy_primitives::{Address, B256, U256, keccak256};
 use clap::Args;
 use eyre::{WrapErr, bail, ensure};
 use serde_json::json;
-use std::path::Path;
 use vouch_crypto::{PublicKey, Signature, aggregate_signatures, fast_aggregate_verify};
 use vouch_primitives::{CallId, ChainBinding, ResultRef, ServiceId, result_digest};
 
@@ -30,7 +30,9 @@ pub(crate) struct DemoArgs {
     signers: Vec<usize>,
 }
 
-pub(crate) fn run(args: &DemoArgs, datadir: &Path, out: &Output) -> eyre::Result<()> {
+pub(crate) fn run(args: &DemoArgs, ctx: &Ctx) -> eyre::Result<()> {
+    let datadir = &ctx.settings.datadir.value;
+    let out = &ctx.out;
     let operators: Vec<Address> = if args.operators.is_empty() {
         (1..=3u64).map(|i| Address::left_padding_from(&(0x1000 + i).to_be_bytes())).collect()
     } else {
@@ -58,9 +60,9 @@ pub(crate) fn run(args: &DemoArgs, datadir: &Path, out: &Output) -> eyre::Result
     let mut secrets = Vec::new();
     let mut operator_json = Vec::new();
     for (slot, operator) in operators.iter().enumerate() {
-        let created = keys::new_key(&run_dir, &format!("op{slot}"), None)?;
+        let created = keys::new_bls_key(&run_dir, &format!("op{slot}"))?;
         // 2. Unlock it again from disk, as a node does at start.
-        let secret = keys::unlock(&created.keystore, &created.password_file)?;
+        let secret = keyring::decrypt_bls(&created.keystore, &created.password_file)?;
         ensure!(secret.public_key() == created.public_key, "keystore round trip changed the key");
         // 3. Proof of possession bound to (chain, registry, operator).
         let pop = secret.prove_possession(&registry, *operator);
