@@ -148,12 +148,6 @@ impl DevnetConfig {
                 self.operators
             ));
         }
-        if self.port != 0 && usize::from(self.port) + self.operators > usize::from(u16::MAX) {
-            return Err(format!(
-                "port {} leaves no room for the {} operator endpoint placeholders above it",
-                self.port, self.operators
-            ));
-        }
         if self.operator_stake < self.deploy.min_self_stake {
             return Err(format!(
                 "operator_stake {} is below the deployment's min_self_stake {}",
@@ -162,6 +156,17 @@ impl DevnetConfig {
         }
         if self.operator_commission_bps > 10_000 {
             return Err(format!("operator_commission_bps is {}, at most 10000", self.operator_commission_bps));
+        }
+        if self.deploy.payment_token.is_some() || self.deploy.stake_token.is_some() || self.deploy.token_owner.is_some()
+        {
+            return Err(
+                "the devnet mints with the deployer: deploy.payment_token, stake_token and token_owner must be \
+                        None (fresh dev tokens owned by the deployer)"
+                    .into(),
+            );
+        }
+        if self.account_eth < ONE_ETH {
+            return Err(format!("account_eth is {} wei, at least 1 ETH (10^18 wei) to pay for gas", self.account_eth));
         }
         if self.blueprint.jobs.is_empty() {
             return Err("the blueprint needs at least one job".into());

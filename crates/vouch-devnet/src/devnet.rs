@@ -6,6 +6,7 @@ use std::{
     future::Future,
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
@@ -22,7 +23,8 @@ use alloy::{
 use tempfile::TempDir;
 use tokio::signal::unix::{SignalKind, signal};
 use vouch_contracts::{
-    AddressBook, CallError, Contract, KeyRegistry, StakeToken, VouchProtocol, VouchStaking, VouchUSD, deploy,
+    AddressBook, CallError, Contract, ContractAddresses, KeyRegistry, StakeToken, VouchProtocol, VouchStaking,
+    VouchUSD, deploy,
     vouch_protocol::IVouchProtocol::{Job, Policy},
 };
 use vouch_crypto::{PublicKey, SecretKey};
@@ -32,7 +34,7 @@ use crate::{
     DevnetConfig, DevnetError, Funding,
     anvil::{Anvil, find_anvil},
     config::JobConfig,
-    keys::{ANVIL_DEV_KEY_0, Account, create_private_dir, random_signer, write_account, write_bls_key},
+    keys::{ANVIL_DEV_KEY_0, Account, BlsKey, create_private_dir, random_signer, write_account, write_bls_key},
     manifest::{
         ADDRESS_BOOK_FILE, ANVIL_LOG_FILE, BLUEPRINT_FILE, DevnetManifest, KEYS_DIR, MANIFEST_VERSION, ManifestAccount,
         ManifestAccounts, ManifestBlueprint, ManifestJob, ManifestOperator, ManifestService,
@@ -286,7 +288,8 @@ impl Devnet {
         ChainBinding::new(self.chain_id(), self.book.contracts.key_registry)
     }
 
-    /// A provider that signs with `signer` (waits for receipts; nonce, gas and chain id filled in).
+    /// A provider that signs with `signer`: gas, chain id and nonce filled in. The nonce is read from the node for every
+    /// transaction, so a transaction refused in `eth_estimateGas` (a revert) leaves no gap.
     pub fn provider(&self, signer: &PrivateKeySigner) -> impl Provider + WalletProvider + Clone + use<> {
         provider_for(&self.url, signer)
     }
@@ -447,18 +450,37 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, DevnetError> {
     url.parse::<Url>().map_err(|e| DevnetError::RpcUrl { url: url.to_owned(), reason: e.to_string() })
 }
 
+/// A provider signing with `signer`: gas estimated, chain id fetched once, and the nonce read from the node
+/// (`pending`) for every transaction. alloy's default nonce cache counts a transaction that failed before it was sent
+/// (a revert in `eth_estimateGas`), which leaves a gap that stalls every later transaction of the account; tests send
+/// such transactions on purpose.
 pub(crate) fn provider_for(url: &Url, signer: &PrivateKeySigner) -> impl Provider + WalletProvider + Clone + use<> {
-    ProviderBuilder::new().wallet(EthereumWallet::from(signer.clone())).connect_http(url.clone())
+    ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(signer.clone()))
+        .connect_http(url.clone())
 }
 
-/// Sends `call`, waits for its receipt and requires success; errors name `step` and decode reverts (`contract`'s
-/// errors first).
+/// Gas limit of the devnet's own setup transactions (below EIP-7825's 2^24 cap of later hardforks). The largest is the
+/// approval that activates a service of 191 operators (a 24 KB key set and 191 stake snapshots, about 11M gas).
+const SETUP_GAS_LIMIT: u64 = 16_000_000;
+
+/// Sends `call` with a fixed gas limit, waits for its receipt and requires success; errors name `step` and decode
+/// reverts (`contract`'s errors first).
+///
+/// The fixed limit skips `eth_estimateGas`, which anvil answers by executing the transaction many times (a binary
+/// search): that was half of anvil's work during a devnet's setup. A transaction that reverts on chain is replayed
+/// with `eth_call` to recover its revert data.
 pub(crate) async fn transact<P: Provider, D: CallDecoder>(
     step: impl Into<String>,
     contract: Contract,
     call: CallBuilder<P, D>,
 ) -> Result<TransactionReceipt, DevnetError> {
     let step = step.into();
+    let call = call.gas(SETUP_GAS_LIMIT);
     let pending = match call.send().await {
         Ok(pending) => pending,
         Err(e) => return Err(DevnetError::step(step, CallError::for_contract(contract, e))),
@@ -467,10 +489,15 @@ pub(crate) async fn transact<P: Provider, D: CallDecoder>(
         Ok(receipt) => receipt,
         Err(e) => return Err(DevnetError::step(step, e)),
     };
-    if !receipt.status() {
-        return Err(DevnetError::Reverted { step, tx_hash: receipt.transaction_hash });
+    if receipt.status() {
+        return Ok(receipt);
     }
-    Ok(receipt)
+    if receipt.gas_used < SETUP_GAS_LIMIT
+        && let Err(e) = call.call_raw().await
+    {
+        return Err(DevnetError::step(step, CallError::for_contract(contract, e)));
+    }
+    Err(DevnetError::Reverted { step, tx_hash: receipt.transaction_hash })
 }
 
 /// `anvil_setBalance`.
@@ -526,63 +553,76 @@ struct Built {
 impl Setup<'_> {
     async fn run(&self) -> Result<Built, DevnetError> {
         let config = self.config;
-        let keys = self.data_dir.join(KEYS_DIR);
-        create_private_dir(&keys)?;
-        let eth = Funding { eth: config.account_eth, ..Funding::default() };
-
+        let keys_dir = self.data_dir.join(KEYS_DIR);
+        create_private_dir(&keys_dir)?;
         let deployer_key = PrivateKeySigner::from_bytes(&ANVIL_DEV_KEY_0)
             .map_err(|e| DevnetError::Config(format!("anvil's development key 0: {e}")))?;
-        let deployer = write_account(&keys, "deployer", deployer_key)?;
-        let deployer_provider = provider_for(&self.url, deployer.signer());
-        set_balance(&deployer_provider, deployer.address(), config.account_eth).await?;
-        let book = deploy(&deployer_provider, &config.deploy).await?;
-        book.save(self.data_dir.join(ADDRESS_BOOK_FILE))?;
+
+        // The keystores (scrypt: CPU-bound) are written on blocking threads while the protocol deploys.
+        let keys = tokio::task::spawn_blocking({
+            let (keys_dir, deployer_key, operators) = (keys_dir.clone(), deployer_key.clone(), config.operators);
+            move || generate_keys(&keys_dir, &deployer_key, operators)
+        });
+        let deployer_provider = provider_for(&self.url, &deployer_key);
+        let deployed = async {
+            set_balance(&deployer_provider, deployer_key.address(), config.account_eth).await?;
+            let book = deploy(&deployer_provider, &config.deploy).await?;
+            book.save(self.data_dir.join(ADDRESS_BOOK_FILE))?;
+            Ok::<_, DevnetError>(book)
+        }
+        .await;
+        // Wait for the key writer even if the deployment failed: the data directory may be removed next.
+        let keys = keys.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let (book, keys) = (deployed?, keys?);
         let c = book.contracts;
 
-        let developer = write_account(&keys, "developer", random_signer()?)?;
-        fund(&deployer_provider, &book, developer.address(), &eth).await?;
-        let customer = write_account(&keys, "customer", random_signer()?)?;
+        // Funding: every mint is a transaction of the deployer, so one after the other.
+        let eth = Funding { eth: config.account_eth, ..Funding::default() };
+        fund(&deployer_provider, &book, keys.developer.address(), &eth).await?;
         let customer_funding = Funding { usd: config.customer_usd, ..eth.clone() };
-        fund(&deployer_provider, &book, customer.address(), &customer_funding).await?;
+        fund(&deployer_provider, &book, keys.customer.address(), &customer_funding).await?;
+        let operator_funding = Funding { stake: config.operator_stake, ..eth };
+        for (account, _) in &keys.operators {
+            fund(&deployer_provider, &book, account.address(), &operator_funding).await?;
+        }
 
+        // Each operator registers from its own account, so all at once; the developer registers the blueprint
+        // meanwhile.
         let registry_binding = ChainBinding::new(book.chain_id, c.key_registry);
-        let mut operators = Vec::with_capacity(config.operators);
-        for index in 0..config.operators {
-            let name = format!("operator-{index}");
-            let account = write_account(&keys, &name, random_signer()?)?;
-            let bls = write_bls_key(&keys, &name)?;
-            let stake = config.operator_stake;
-            fund(&deployer_provider, &book, account.address(), &Funding { stake, ..eth.clone() }).await?;
-
-            let provider = provider_for(&self.url, account.signer());
-            let pop = bls.secret.prove_possession(&registry_binding, account.address());
-            let registry = KeyRegistry::new(c.key_registry, &provider);
-            let register_key =
-                registry.registerKey(bls.public.to_eip2537().into(), pop.signature().to_eip2537().into());
-            transact(format!("{name}: KeyRegistry.registerKey"), Contract::KeyRegistry, register_key).await?;
-            let token = StakeToken::new(c.stake_token, &provider);
-            transact(format!("{name}: StakeToken.approve"), Contract::StakeToken, token.approve(c.staking, stake))
-                .await?;
-            let endpoint = format!("http://127.0.0.1:{}", endpoint_port(self.port, index));
-            let staking = VouchStaking::new(c.staking, &provider);
-            let register = staking.registerOperator(endpoint.clone(), config.operator_commission_bps, stake);
-            transact(format!("{name}: VouchStaking.registerOperator"), Contract::Staking, register).await?;
-            operators.push(Operator {
+        let mut registrations = tokio::task::JoinSet::new();
+        for (index, (account, bls)) in keys.operators.into_iter().enumerate() {
+            let operator = Operator {
                 index,
                 account,
                 bls_secret: bls.secret,
                 bls_public: bls.public,
                 bls_keystore: bls.keystore,
                 bls_password_file: bls.password_file,
-                endpoint,
+                endpoint: format!("http://127.0.0.1:{}", endpoint_port(self.port, index)),
                 commission_bps: config.operator_commission_bps,
-                self_stake: stake,
+                self_stake: config.operator_stake,
+            };
+            let url = self.url.clone();
+            registrations.spawn(async move {
+                let result = register_operator(&url, &c, &registry_binding, &operator).await;
+                result.map(|()| operator)
             });
         }
+        let blueprint = self.register_blueprint(&book, &keys.developer).await;
+        let mut operators = join_all(registrations).await?;
+        operators.sort_by_key(Operator::index);
+        let blueprint = blueprint?;
 
-        let blueprint = self.register_blueprint(&book, &developer).await?;
-        let service = self.create_service(&book, &customer, &operators, blueprint.id).await?;
-        Ok(Built { book, deployer, developer, customer, operators, blueprint, service })
+        let service = self.create_service(&book, &keys.customer, &operators, blueprint.id).await?;
+        Ok(Built {
+            book,
+            deployer: keys.deployer,
+            developer: keys.developer,
+            customer: keys.customer,
+            operators,
+            blueprint,
+            service,
+        })
     }
 
     /// Writes the metadata document and registers the blueprint as the developer.
@@ -654,6 +694,8 @@ impl Setup<'_> {
         transact("customer: VouchProtocol.requestService", Contract::Protocol, request).await?;
         let id =
             protocol.serviceCount().call().await.map_err(|e| DevnetError::step("VouchProtocol.serviceCount", e))?;
+        // One after the other: the last approval activates the service (key set, stake snapshot) and costs more gas
+        // than an estimate made before the other approvals landed.
         for operator in operators {
             let provider = provider_for(&self.url, operator.signer());
             let protocol = VouchProtocol::new(book.contracts.protocol, &provider);
@@ -673,6 +715,106 @@ impl Setup<'_> {
         }
         Ok(ManifestService { id, owner: customer.address(), operators: addresses, expiry, public_access: true })
     }
+}
+
+/// The keys of a devnet, written to `keys/`.
+struct Keys {
+    deployer: Account,
+    developer: Account,
+    customer: Account,
+    operators: Vec<(Account, BlsKey)>,
+}
+
+/// Writes every keystore of the devnet, spread over the available cores.
+fn generate_keys(keys_dir: &Path, deployer: &PrivateKeySigner, operators: usize) -> Result<Keys, DevnetError> {
+    enum Written {
+        Account(Account),
+        Operator(Account, Box<BlsKey>),
+    }
+    // Job i < 3: deployer, developer, customer; job 3 + j: operator j (transaction and BLS key).
+    let jobs = 3 + operators;
+    let job = |i: usize| -> Result<Written, DevnetError> {
+        Ok(match i {
+            0 => Written::Account(write_account(keys_dir, "deployer", deployer.clone())?),
+            1 => Written::Account(write_account(keys_dir, "developer", random_signer()?)?),
+            2 => Written::Account(write_account(keys_dir, "customer", random_signer()?)?),
+            _ => {
+                let name = format!("operator-{}", i - 3);
+                let account = write_account(keys_dir, &name, random_signer()?)?;
+                Written::Operator(account, Box::new(write_bls_key(keys_dir, &name)?))
+            }
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(jobs);
+    let next = AtomicUsize::new(0);
+    let mut written: Vec<(usize, Result<Written, DevnetError>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= jobs {
+                            return done;
+                        }
+                        done.push((i, job(i)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    written.sort_by_key(|(i, _)| *i);
+    let mut accounts = Vec::with_capacity(3);
+    let mut operator_keys = Vec::with_capacity(operators);
+    for (_, result) in written {
+        match result? {
+            Written::Account(account) => accounts.push(account),
+            Written::Operator(account, bls) => operator_keys.push((account, *bls)),
+        }
+    }
+    let [deployer, developer, customer] = <[Account; 3]>::try_from(accounts)
+        .map_err(|a| DevnetError::Config(format!("{} accounts written instead of 3", a.len())))?;
+    Ok(Keys { deployer, developer, customer, operators: operator_keys })
+}
+
+/// Registers `operator`'s BLS key with its proof of possession, approves and registers it in staking with its
+/// self-stake (the account holds ETH and the stake tokens already).
+async fn register_operator(
+    url: &Url,
+    c: &ContractAddresses,
+    registry_binding: &ChainBinding,
+    operator: &Operator,
+) -> Result<(), DevnetError> {
+    let name = operator.account.name();
+    let provider = provider_for(url, operator.signer());
+    let pop = operator.bls_secret.prove_possession(registry_binding, operator.address());
+    let registry = KeyRegistry::new(c.key_registry, &provider);
+    let register_key =
+        registry.registerKey(operator.bls_public.to_eip2537().into(), pop.signature().to_eip2537().into());
+    transact(format!("{name}: KeyRegistry.registerKey"), Contract::KeyRegistry, register_key).await?;
+    let stake = operator.self_stake;
+    let token = StakeToken::new(c.stake_token, &provider);
+    transact(format!("{name}: StakeToken.approve"), Contract::StakeToken, token.approve(c.staking, stake)).await?;
+    let staking = VouchStaking::new(c.staking, &provider);
+    let register = staking.registerOperator(operator.endpoint.clone(), operator.commission_bps, stake);
+    transact(format!("{name}: VouchStaking.registerOperator"), Contract::Staking, register).await?;
+    Ok(())
+}
+
+/// Waits for every task; returns their outputs, or the first error (re-raising a task's panic).
+async fn join_all<T: 'static>(mut tasks: tokio::task::JoinSet<Result<T, DevnetError>>) -> Result<Vec<T>, DevnetError> {
+    let mut outputs = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) {
+            Ok(output) => outputs.push(output),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(outputs), Err)
 }
 
 impl Built {

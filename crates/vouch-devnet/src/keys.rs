@@ -1,14 +1,14 @@
 //! Keys on disk, in the layout of the `vouch` CLI (`<datadir>/keys`, mode 0700):
 //!
 //! - `<name>.eth.json`: a transaction key (ECDSA secp256k1), an encrypted JSON keystore (Web3 Secret Storage v3, as
-//!   geth, foundry and alloy write it, with geth's `address` field);
+//!   geth, foundry and alloy read it, with geth's `address` field);
 //! - `<name>.bls.json`: a result-signing key (BLS12-381), an EIP-2335 keystore;
 //! - `<name>.<eth|bls>.password`: the password of each, 48 random hex characters, mode 0600.
 //!
-//! Both keystores use scrypt with n = 2^13, r = 8, p = 1 ([`KEYSTORE_SCRYPT_LOG_N`]): about 8 MiB and a few
-//! milliseconds per key instead of the 256 MiB and about a second of the production default (n = 2^18), because a
-//! devnet writes several keys on every start and its keys guard nothing of value. The transaction keystore's
-//! parameters are eth-keystore's fixed ones (the library alloy writes them with); the BLS keystore uses the same.
+//! Both keystores use scrypt with n = 2^10, r = 8, p = 1 ([`KEYSTORE_SCRYPT_LOG_N`]): 1 MiB and ~5 ms per key, where
+//! the production default (n = 2^18) takes 256 MiB and about a second and eth-keystore's fixed n = 2^13 ~40 ms. A
+//! devnet writes 3 + 2N keystores on every start, its password files lie beside them (the KDF protects nothing),
+//! and its keys guard nothing of value. Decryption is the standard one (eth-keystore through alloy; vouch-crypto).
 
 use std::{
     fs,
@@ -16,9 +16,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use aes::cipher::{KeyIvInit as _, StreamCipher as _};
 use alloy::{
-    primitives::{Address, B256, hex},
-    signers::{k256::elliptic_curve::rand_core::OsRng, local::PrivateKeySigner},
+    primitives::{Address, B256, hex, keccak256},
+    signers::local::PrivateKeySigner,
 };
 use vouch_crypto::{
     Keystore, PublicKey, SecretKey,
@@ -29,7 +30,7 @@ use zeroize::Zeroizing;
 use crate::DevnetError;
 
 /// scrypt cost (log2 n) of the devnet's keystores; see the module docs.
-pub const KEYSTORE_SCRYPT_LOG_N: u8 = 13;
+pub const KEYSTORE_SCRYPT_LOG_N: u8 = 10;
 
 /// A transaction account of the devnet with its keystore.
 #[derive(Debug, Clone)]
@@ -102,30 +103,50 @@ pub(crate) fn write_account(keys: &Path, name: &str, signer: PrivateKeySigner) -
         return Err(vouch_crypto::KeystoreError::AlreadyExists(keystore).into());
     }
     let password = new_password(&password_file)?;
-    // eth-keystore names the file itself and creates it with the umask's mode: write it into a private staging
-    // directory, add geth's `address` field, then write the final file with mode 0600.
-    let staging = keys.join(format!(".staging-{name}"));
-    create_private_dir(&staging)?;
-    let result = (|| -> Result<(), DevnetError> {
-        let secret = Zeroizing::new(signer.to_bytes().0);
-        PrivateKeySigner::encrypt_keystore(&staging, &mut OsRng, secret.as_slice(), password.as_bytes(), Some("key"))
-            .map_err(|source| DevnetError::EthKeystore { path: keystore.clone(), source: Box::new(source) })?;
-        let staged = staging.join("key");
-        let text = fs::read_to_string(&staged).map_err(DevnetError::io(&staged))?;
-        let mut json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| DevnetError::EthKeystoreFormat { path: staged.clone(), reason: e.to_string() })?;
-        if let Some(object) = json.as_object_mut() {
-            object.insert("address".into(), hex::encode(signer.address()).into());
-        }
-        let text = serde_json::to_string_pretty(&json)
-            .map_err(|e| DevnetError::EthKeystoreFormat { path: keystore.clone(), reason: e.to_string() })?;
-        write_private(&keystore, text.as_bytes())?;
-        Ok(())
-    })();
-    let _ = fs::remove_dir_all(&staging);
-    result?;
+    let secret = Zeroizing::new(signer.to_bytes().0);
+    let json = encrypt_v3(&secret, signer.address(), password.as_bytes())?;
+    let mut text = serde_json::to_string_pretty(&json)
+        .map_err(|e| DevnetError::EthKeystoreFormat { path: keystore.clone(), reason: e.to_string() })?;
+    text.push('\n');
+    write_private(&keystore, text.as_bytes())?;
     Ok(Account { name: name.to_owned(), signer, keystore, password_file })
 }
+
+/// A Web3 Secret Storage v3 keystore of `secret`: scrypt (n = 2^[`KEYSTORE_SCRYPT_LOG_N`], r = 8, p = 1, 32-byte
+/// random salt) → AES-128-CTR under the first half of the derived key (random IV) → MAC = keccak256(second half ‖
+/// ciphertext); geth's `address` field (lowercase hex, no `0x`). The format eth-keystore (and so alloy, foundry and the
+/// vouch CLI) decrypts; eth-keystore itself only writes n = 2^13.
+fn encrypt_v3(secret: &[u8; 32], address: Address, password: &[u8]) -> Result<serde_json::Value, DevnetError> {
+    let random = |buf: &mut [u8]| getrandom::fill(buf).map_err(|e| DevnetError::Randomness(e.to_string()));
+    let (mut salt, mut iv, mut id) = ([0u8; 32], [0u8; 16], [0u8; 16]);
+    random(&mut salt)?;
+    random(&mut iv)?;
+    random(&mut id)?;
+    let params =
+        scrypt::Params::new(KEYSTORE_SCRYPT_LOG_N, 8, 1, 32).map_err(|e| DevnetError::Config(e.to_string()))?;
+    let mut derived = Zeroizing::new([0u8; 32]);
+    scrypt::scrypt(password, &salt, &params, derived.as_mut_slice()).map_err(|e| DevnetError::Config(e.to_string()))?;
+    let mut key = Zeroizing::new([0u8; 16]);
+    key.copy_from_slice(&derived[..16]);
+    let mut ciphertext = *secret;
+    Aes128Ctr::new((&*key).into(), (&iv).into()).apply_keystream(&mut ciphertext);
+    let mac = keccak256([&derived[16..], ciphertext.as_slice()].concat());
+    Ok(serde_json::json!({
+        "version": 3,
+        "id": uuid::Builder::from_random_bytes(id).into_uuid().to_string(),
+        "address": hex::encode(address),
+        "crypto": {
+            "cipher": "aes-128-ctr",
+            "cipherparams": { "iv": hex::encode(iv) },
+            "ciphertext": hex::encode(ciphertext),
+            "kdf": "scrypt",
+            "kdfparams": { "dklen": 32, "n": 1u32 << KEYSTORE_SCRYPT_LOG_N, "p": 1, "r": 8, "salt": hex::encode(salt) },
+            "mac": hex::encode(mac),
+        },
+    }))
+}
+
+type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 
 /// Decrypts a transaction keystore with its password file and checks the address it records, if any.
 pub fn read_account(keystore: &Path, password_file: &Path) -> Result<PrivateKeySigner, DevnetError> {
@@ -184,3 +205,48 @@ pub fn read_bls_key(keystore: &Path, password_file: &Path) -> Result<SecretKey, 
 /// only. Deploying from it on a fresh chain gives the same contract addresses on every start.
 pub(crate) const ANVIL_DEV_KEY_0: B256 =
     alloy::primitives::b256!("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_keystores_decrypt_with_eth_keystore_and_record_the_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = random_signer().expect("key");
+        let account = write_account(dir.path(), "alice", signer.clone()).expect("writes");
+        assert_eq!(account.keystore(), dir.path().join("alice.eth.json"));
+
+        // alloy (eth-keystore) decrypts it; the light parameters are what the file says.
+        let password = read_password_file(account.password_file()).expect("password");
+        assert_eq!(password.len(), 48);
+        let back = PrivateKeySigner::decrypt_keystore(account.keystore(), password.as_bytes()).expect("decrypts");
+        assert_eq!(back.to_bytes(), signer.to_bytes());
+        assert_eq!(
+            read_account(account.keystore(), account.password_file()).expect("reads").address(),
+            signer.address()
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(account.keystore()).expect("read")).expect("json");
+        assert_eq!(json["version"], 3);
+        assert_eq!(json["address"], hex::encode(signer.address()));
+        assert_eq!(json["crypto"]["kdfparams"]["n"], 1024);
+        assert!(!json.to_string().contains(&hex::encode(signer.to_bytes())), "the key is encrypted");
+
+        // A wrong password fails the MAC; nothing is overwritten.
+        assert!(PrivateKeySigner::decrypt_keystore(account.keystore(), b"wrong").is_err());
+        assert!(matches!(
+            write_account(dir.path(), "alice", signer),
+            Err(DevnetError::Keystore(vouch_crypto::KeystoreError::AlreadyExists(_)))
+        ));
+    }
+
+    #[test]
+    fn bls_keystores_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = write_bls_key(dir.path(), "operator-0").expect("writes");
+        let back = read_bls_key(&key.keystore, &key.password_file).expect("decrypts");
+        assert_eq!(back.public_key(), key.public);
+        assert_eq!(key.secret.public_key(), key.public);
+    }
+}

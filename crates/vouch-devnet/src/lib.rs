@@ -31,8 +31,9 @@
 //!     operator-<i>.bls.password  its password, mode 0600
 //! ```
 //! with `<name>` = `deployer`, `developer`, `customer`, `operator-0`, `operator-1`, …. `devnet.json` holds addresses,
-//! public keys and paths (relative to the data directory), never a private key. Keystores use scrypt n = 2^13
-//! ([`KEYSTORE_SCRYPT_LOG_N`]): light, because a devnet writes several keys on every start and they guard nothing.
+//! public keys and paths (relative to the data directory), never a private key. Keystores use scrypt n = 2^10
+//! ([`KEYSTORE_SCRYPT_LOG_N`]): light, because a devnet writes several keys on every start, their passwords lie beside
+//! them, and they guard nothing.
 //!
 //! A data directory must be new or empty: a devnet never overwrites keys. It stays after [`Devnet::stop`] (with
 //! `devnet.json` naming a stopped anvil) unless [`DevnetConfig::ephemeral`] is set or no directory was given (a

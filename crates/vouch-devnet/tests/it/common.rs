@@ -78,7 +78,7 @@ pub(crate) fn certify(devnet: &Devnet, slots: &[usize], result: &ResultRef) -> (
     (bitmap, Bytes::copy_from_slice(&aggregate.to_eip2537()))
 }
 
-/// `a × b / d`, rounded down (Solidity's `Math.mulDiv`).
+/// `a × b / d`, rounded down: Solidity's `Math.mulDiv` for the amounts of these tests (their product fits 256 bits).
 pub(crate) fn mul_div(a: U256, b: U256, d: U256) -> U256 {
     a * b / d
 }

@@ -1,4 +1,4 @@
-//! A delegator backs operator 1: shares and pool assets to the unit.
+//! A delegator backs operator 1 (`operator-1`, slot 1): shares and pool assets to the unit.
 
 use alloy::primitives::U256;
 use vouch_contracts::{StakeToken, VouchStaking};

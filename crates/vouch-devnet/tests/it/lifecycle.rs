@@ -95,7 +95,8 @@ async fn a_dead_anvil_ends_the_run_with_an_error() {
 }
 
 #[tokio::test]
-async fn bad_configs_fail_before_anvil_starts() {
+async fn bad_configs_fail_with_a_precise_error() {
+    // Checked before anvil starts.
     let err = Devnet::start(DevnetConfig { operators: 0, ..DevnetConfig::default() }).await.expect_err("no operators");
     assert!(matches!(&err, DevnetError::Config(m) if m.contains("operators is 0")), "{err}");
     let err = Devnet::start(DevnetConfig { operators: 1, ..DevnetConfig::default() }).await.expect_err("too few");
@@ -105,6 +106,19 @@ async fn bad_configs_fail_before_anvil_starts() {
         .await
         .expect_err("no such binary");
     assert!(matches!(&err, DevnetError::AnvilSpawn { path, .. } if path == &missing), "{err}");
+
+    // What only the chain refuses stops the start with the decoded revert, and tears down what was started.
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("refused");
+    let mut config = DevnetConfig { data_dir: Some(dir.clone()), ephemeral: true, ..DevnetConfig::default() };
+    config.blueprint.policy.quorumBps = 0;
+    let err = Devnet::start(config).await.expect_err("the protocol refuses the policy");
+    assert!(!dir.exists(), "the ephemeral data directory is removed");
+    assert!(
+        matches!(&err, DevnetError::Step { step, .. } if step == "developer: VouchProtocol.createBlueprint"),
+        "{err}"
+    );
+    assert!(err.to_string().ends_with("execution reverted: InvalidQuorum(quorumBps 0)"), "{err}");
 
     // Without anvil anywhere, the error says how to install it.
     let err = DevnetError::AnvilNotFound { repo_anvil: vouch_devnet::repo_anvil() };

@@ -40,7 +40,6 @@ async fn operators_are_registered_with_their_bls_keys_and_staked() {
 async fn a_proof_of_possession_for_another_operator_is_refused() {
     let devnet = start().await;
     let c = devnet.address_book().contracts;
-    eprintln!("D started");
     let newcomer = devnet.new_account(&Funding { eth: ONE_ETH, ..Funding::default() }).await.expect("funded");
     let provider = devnet.provider(&newcomer);
     let registry = KeyRegistry::new(c.key_registry, &provider);
@@ -51,9 +50,7 @@ async fn a_proof_of_possession_for_another_operator_is_refused() {
     let victim = devnet.operators()[0].address();
     let pop = bls.prove_possession(&devnet.registry_binding(), victim);
     let pop = Bytes::copy_from_slice(&pop.signature().to_eip2537());
-    eprintln!("D before send");
     let err = registry.registerKey(pubkey.clone(), pop).send().await.expect_err("refused");
-    eprintln!("D after send {err:?}");
     match decode_revert(err).expect("a KeyRegistry error") {
         ContractError::KeyRegistry(KeyRegistryErrors::InvalidProofOfPossession(e)) => {
             assert_eq!(e.operator, newcomer.address());

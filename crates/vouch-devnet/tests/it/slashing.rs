@@ -1,5 +1,5 @@
-//! Equivocation: operator 2 (slot 1) signs two results for one call, a third party reports it, the stake is split
-//! to the unit.
+//! Equivocation: operator 2 (`operator-2`, slot 2) signs two results for one call, a third party reports it, the
+//! stake is split to the unit.
 
 use alloy::primitives::{B256, Bytes, U256};
 use vouch_contracts::{
@@ -18,7 +18,7 @@ async fn a_reported_equivocation_slashes_exactly_the_policy_share() {
     let devnet = start().await;
     let c = devnet.address_book().contracts;
     let call = open_call(&devnet, 0, b"one input").await;
-    let slot = 1;
+    let slot = 2;
     let cheat = &devnet.operators()[slot];
 
     // Two different results for the same call, each signed by operator 2 alone.
