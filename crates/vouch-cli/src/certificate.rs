@@ -9,89 +9,23 @@
 use std::path::Path;
 
 use alloy_primitives::{Address, B256, Bytes, U256};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use vouch_contracts::Contract;
 use vouch_crypto::{PublicKey, Signature, fast_aggregate_verify};
-use vouch_primitives::{CallId, ChainBinding, ResultRef, ServiceId, batch_leaf, result_digest};
+pub(crate) use vouch_primitives::certificate::{BatchProof, CERTIFICATE_VERSION, Certificate, bitmap_slots};
+use vouch_primitives::{CallId, batch_leaf, merkle::process_proof};
 
 use crate::{
     chain::Chain,
     context::blocking,
     json_file,
-    merkle::{batch_digest_from_root, process_proof},
     output::{count, hex0x},
     rate::{format_bps, format_share},
 };
 
-/// The certificate format this build reads and writes.
-pub(crate) const CERTIFICATE_VERSION: u64 = 1;
-
-/// A certificate: operators' aggregate BLS signature vouching that a call's inputs produced a result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct Certificate {
-    /// Format version, [`CERTIFICATE_VERSION`].
-    pub(crate) version: u64,
-    /// Chain the signatures are bound to.
-    pub(crate) chain_id: u64,
-    /// `VouchProtocol` the signatures are bound to.
-    pub(crate) protocol: Address,
-    /// The service.
-    pub(crate) service_id: u64,
-    /// The call (a number, or a decimal or `0x` hex string).
-    pub(crate) call_id: U256,
-    /// `keccak256` of the call's inputs.
-    pub(crate) inputs_hash: B256,
-    /// Hash of the result the signers vouch for.
-    pub(crate) result_hash: B256,
-    /// Bit i set = the operator at slot i of the service signed.
-    pub(crate) signer_bitmap: U256,
-    /// Aggregate signature: 256-byte EIP-2537 G2 point, or the 96-byte compressed form.
-    pub(crate) signature: Bytes,
-    /// Present when the signers signed a batch digest: the call's place in the batch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) batch: Option<BatchProof>,
-    /// The service's pinned key set (informational; checked when present).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) key_set: Option<Address>,
-    /// Stake the signers had at risk when it was issued, in stake-token base units (informational).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) stake_at_risk: Option<U256>,
-}
-
-/// Where a call sits in a batch certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct BatchProof {
-    /// Root over the batch's leaves `batchLeaf(callId, inputsHash, resultHash)`.
-    pub(crate) root: B256,
-    /// Number of calls in the batch.
-    pub(crate) count: u32,
-    /// Sibling hashes from the call's leaf up to the root.
-    pub(crate) proof: Vec<B256>,
-}
-
-impl Certificate {
-    /// Reads a certificate file.
-    pub(crate) fn read(path: &Path) -> eyre::Result<Self> {
-        json_file::read_versioned(path, "certificate", CERTIFICATE_VERSION)
-    }
-
-    /// The digest the signers signed: the single-call result digest, or the batch digest.
-    pub(crate) fn digest(&self) -> B256 {
-        match &self.batch {
-            None => result_digest(
-                &ChainBinding::new(self.chain_id, self.protocol),
-                &ResultRef {
-                    service_id: ServiceId(self.service_id),
-                    call_id: CallId(self.call_id),
-                    inputs_hash: self.inputs_hash,
-                    result_hash: self.result_hash,
-                },
-            ),
-            Some(b) => batch_digest_from_root(self.chain_id, self.protocol, self.service_id, b.root, b.count),
-        }
-    }
+/// Reads a certificate file.
+pub(crate) fn read(path: &Path) -> eyre::Result<Certificate> {
+    json_file::read_versioned(path, "certificate", CERTIFICATE_VERSION)
 }
 
 /// Parses a signature given as EIP-2537 (256 bytes) or compressed (96 bytes).
@@ -102,11 +36,6 @@ pub(crate) fn parse_signature(bytes: &[u8]) -> Result<Signature, String> {
         n => return Err(format!("a signature is 256 bytes (EIP-2537) or 96 bytes (compressed), not {n}")),
     };
     parsed.map_err(|e| format!("the signature is not a valid G2 point: {e}"))
-}
-
-/// Slots whose bit is set, ascending.
-pub(crate) fn bitmap_slots(bitmap: U256) -> Vec<usize> {
-    (0..256).filter(|i| bitmap.bit(*i)).collect()
 }
 
 /// `0,2,5`.

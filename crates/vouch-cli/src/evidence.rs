@@ -6,12 +6,15 @@ use std::path::Path;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 use vouch_crypto::PublicKey;
-use vouch_primitives::{BatchEntry, CallId, ChainBinding, ResultRef, ServiceId, batch_leaf, result_digest};
+use vouch_primitives::{
+    BatchEntry, CallId, ChainBinding, ResultRef, ServiceId, batch_leaf,
+    merkle::{batch_digest_from_root, process_proof},
+    result_digest,
+};
 
 use crate::{
     certificate::{BatchProof, parse_signature},
     json_file,
-    merkle::{batch_digest_from_root, process_proof},
 };
 
 /// The evidence format this build reads and writes.

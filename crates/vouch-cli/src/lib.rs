@@ -19,7 +19,6 @@ mod evidence;
 mod json_file;
 mod keyring;
 mod manifest;
-mod merkle;
 mod output;
 mod rate;
 mod revert;

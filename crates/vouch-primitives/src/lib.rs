@@ -5,13 +5,17 @@
 //! never depend on crypto backends, networking or storage. The wire formats it fixes are specified
 //! in `docs/design/bls.md`; golden vectors in `contracts/test/vectors/bls.json` pin them.
 
+pub mod certificate;
 pub mod digest;
 pub mod domain;
 pub mod ids;
+pub mod merkle;
+pub mod wire;
 
 pub use alloy_primitives::{Address, B256, U256};
 pub use digest::{
     BatchEntry, BatchError, PaidRecord, ResultRef, batch_digest, batch_leaf, batch_root, paid_call_id,
     paid_record_leaf, pop_digest, result_digest,
 };
+pub use certificate::{BatchProof, CERTIFICATE_VERSION, Certificate};
 pub use ids::{CallId, ChainBinding, ServiceId};

@@ -11,7 +11,7 @@ use vouch_contracts::{Contract, VouchProtocol};
 use vouch_primitives::CallId;
 
 use crate::{
-    certificate::{self, Certificate, bitmap_slots, join_slots},
+    certificate::{self, bitmap_slots, join_slots},
     chain::event,
     commands::{
         service::{read_service, status_name},
@@ -212,7 +212,7 @@ async fn show(ctx: &Ctx, id: U256) -> eyre::Result<()> {
 }
 
 async fn settle(ctx: &Ctx, path: &std::path::Path) -> eyre::Result<()> {
-    let cert = Certificate::read(path)?;
+    let cert = certificate::read(path)?;
     if cert.batch.is_some() {
         bail!(
             "certificate {}: a batch certificate settles all its calls at once with settleBatch; `vouch call settle` \

@@ -19,7 +19,7 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) async fn run(args: VerifyArgs, ctx: &Ctx) -> eyre::Result<()> {
-    let cert = Certificate::read(&args.certificate)?;
+    let cert = certificate::read(&args.certificate)?;
     let chain = ctx.connect().await?;
     let verification = certificate::verify(&chain, &cert).await?;
     print_verification(&chain, &args.certificate, &cert, &verification);

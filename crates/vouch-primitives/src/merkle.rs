@@ -1,8 +1,9 @@
-//! Batch proofs: a call's leaf under a batch root, in the tree of `vouch_primitives::batch_root` (pairs hashed
+//! Batch proofs: a call's leaf under a batch root, in the tree of [`crate::batch_root`] (pairs hashed
 //! commutatively, as OpenZeppelin's `MerkleProof.processProof` checks them), and the batch digest signed over a root.
 
 use alloy_primitives::{Address, B256, keccak256};
-use vouch_primitives::domain::BATCH_TAG;
+
+use crate::domain::BATCH_TAG;
 
 /// `keccak256(min(a, b) ‖ max(a, b))`.
 fn hash_pair(a: B256, b: B256) -> B256 {
@@ -14,13 +15,12 @@ fn hash_pair(a: B256, b: B256) -> B256 {
 }
 
 /// The root a proof leads to from `leaf` (OpenZeppelin's `processProof` with commutative hashing).
-pub(crate) fn process_proof(leaf: B256, proof: &[B256]) -> B256 {
+pub fn process_proof(leaf: B256, proof: &[B256]) -> B256 {
     proof.iter().fold(leaf, |node, sibling| hash_pair(node, *sibling))
 }
 
-#[cfg(test)]
-/// The proof of leaf `index` in the tree `vouch_primitives::batch_root` builds over `leaves` (`None` if out of range).
-pub(crate) fn proof_for(leaves: &[B256], index: usize) -> Option<Vec<B256>> {
+/// The proof of leaf `index` in the tree [`crate::batch_root`] builds over `leaves` (`None` if out of range).
+pub fn proof_for(leaves: &[B256], index: usize) -> Option<Vec<B256>> {
     if index >= leaves.len() {
         return None;
     }
@@ -46,8 +46,8 @@ pub(crate) fn proof_for(leaves: &[B256], index: usize) -> Option<Vec<B256>> {
 }
 
 /// `keccak256(abi.encode(BATCH_TAG, chainId, protocol, serviceId, batchRoot, uint32 count))`, the digest a batch
-/// certificate signs (`vouch_primitives::batch_digest` computes the same from the entries).
-pub(crate) fn batch_digest_from_root(
+/// certificate signs ([`crate::batch_digest`] computes the same from the entries).
+pub fn batch_digest_from_root(
     chain_id: u64,
     protocol: Address,
     service_id: u64,
@@ -68,7 +68,7 @@ pub(crate) fn batch_digest_from_root(
 mod tests {
     use super::*;
     use alloy_primitives::address;
-    use vouch_primitives::{BatchEntry, CallId, ChainBinding, ServiceId, batch_digest, batch_leaf, batch_root};
+    use crate::{BatchEntry, CallId, ChainBinding, ServiceId, batch_digest, batch_leaf, batch_root};
 
     fn entries(n: u64) -> Vec<BatchEntry> {
         (1..=n)

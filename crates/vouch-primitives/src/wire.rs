@@ -1,0 +1,164 @@
+//! The operator node's HTTP API bodies (version 1): what a gateway sends an operator (`POST /v1/jobs`), what the
+//! operator answers, and what operators send each other (`POST /v1/results`). Specified in `docs/node-api.md`.
+//!
+//! Unknown fields are rejected everywhere: these messages decide what an operator signs.
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use serde::{Deserialize, Serialize};
+
+use crate::{CallId, ResultRef, ServiceId};
+
+/// Version of every body in this module.
+pub const WIRE_VERSION: u32 = 1;
+
+/// An EIP-3009 `TransferWithAuthorization`, as the x402 `exact` scheme carries it: numbers as decimal strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferAuthorization {
+    /// Payer.
+    pub from: Address,
+    /// Recipient: the protocol contract.
+    pub to: Address,
+    /// Amount in token base units.
+    #[serde(with = "decimal")]
+    pub value: U256,
+    /// Valid strictly after this unix time.
+    #[serde(with = "decimal")]
+    pub valid_after: U256,
+    /// Valid strictly before this unix time.
+    #[serde(with = "decimal")]
+    pub valid_before: U256,
+    /// 32 random bytes; `(from, nonce)` is usable once.
+    pub nonce: B256,
+}
+
+/// Why the operator may do the work: the call is paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum PaymentProof {
+    /// The call is open on chain (`callJob`): its id, service, job and inputs hash are checked there.
+    OnChain,
+    /// An x402 payment not yet on chain: the call id must be `paid_call_id(service, job, from, nonce)`.
+    X402 {
+        /// The authorization.
+        authorization: TransferAuthorization,
+        /// Its 65-byte signature.
+        signature: Bytes,
+    },
+}
+
+/// `POST /v1/jobs`: run a job for a paid call and sign its result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobRequest {
+    /// [`WIRE_VERSION`].
+    pub version: u32,
+    /// The service.
+    pub service_id: ServiceId,
+    /// The call.
+    pub call_id: CallId,
+    /// The job of the service's blueprint.
+    pub job_index: u8,
+    /// The inputs (`inputsHash = keccak256(inputs)`), hex.
+    pub inputs: Bytes,
+    /// Proof that the call is paid.
+    pub payment: PaymentProof,
+}
+
+/// The answer to a [`JobRequest`], and the share operators exchange (`POST /v1/results`): one operator's signature
+/// over `result_digest(binding, result)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignedResult {
+    /// [`WIRE_VERSION`].
+    pub version: u32,
+    /// The signing operator.
+    pub operator: Address,
+    /// What it signed.
+    pub result: ResultRef,
+    /// The job's output (its `keccak256` is the result hash). Absent in shares between operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Bytes>,
+    /// 96-byte compressed BLS signature (G2).
+    pub signature: Bytes,
+}
+
+/// An error answer of the node API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`unknown_service`, `call_not_paid`, …).
+    pub code: String,
+    /// What to fix, in one sentence.
+    pub message: String,
+}
+
+/// `U256` as a decimal string (x402), reading decimal strings or JSON numbers.
+mod decimal {
+    use alloy_primitives::U256;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &U256, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Number(u64),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(n) => Ok(U256::from(n)),
+            Repr::Text(t) => {
+                if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(D::Error::custom(format!("{t:?} is not a decimal integer")));
+                }
+                U256::from_str_radix(&t, 10).map_err(|e| D::Error::custom(format!("{t:?}: {e}")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_reads_the_official_clients_shape() {
+        let json = r#"{"from":"0x00000000000000000000000000000000000000aa","to":"0x00000000000000000000000000000000000000bb","value":"10000","validAfter":"0","validBefore":"1740000000","nonce":"0x0101010101010101010101010101010101010101010101010101010101010101"}"#;
+        let a: TransferAuthorization = serde_json::from_str(json).expect("parses");
+        assert_eq!(a.value, U256::from(10_000));
+        assert_eq!(a.valid_before, U256::from(1_740_000_000u64));
+        let back = serde_json::to_string(&a).expect("serializes");
+        assert!(back.contains(r#""value":"10000""#), "{back}");
+        assert!(serde_json::from_str::<TransferAuthorization>(&json.replace("\"0\"", "\"-1\"")).is_err());
+        assert!(serde_json::from_str::<TransferAuthorization>(&json.replace("}", r#","extra":1}"#)).is_err());
+    }
+
+    #[test]
+    fn job_request_round_trips_and_rejects_unknown_fields() {
+        let req = JobRequest {
+            version: WIRE_VERSION,
+            service_id: ServiceId(1),
+            call_id: CallId(U256::from(7)),
+            job_index: 0,
+            inputs: Bytes::from_static(b"{}"),
+            payment: PaymentProof::OnChain,
+        };
+        let json = serde_json::to_string(&req).expect("serializes");
+        assert_eq!(serde_json::from_str::<JobRequest>(&json).expect("parses"), req);
+        let extra = json.replacen('{', r#"{"surprise":true,"#, 1);
+        assert!(serde_json::from_str::<JobRequest>(&extra).is_err());
+    }
+}
