@@ -14,6 +14,7 @@
 mod address_book;
 mod contracts;
 mod deploy;
+mod eip3009;
 mod error;
 mod link;
 
@@ -23,6 +24,10 @@ pub use contracts::{
     vouch_staking, vouch_usd,
 };
 pub use deploy::{DeployConfig, DeployError, deploy};
+pub use eip3009::{
+    AuthorizationExt, PaymentError, PaymentExpectation, SignatureFault, TRANSFER_WITH_AUTHORIZATION_TYPE, TokenDomain,
+    TransferAuthorization, X402_MIN_VALIDITY, chain_now, check_payment, check_payment_offline,
+};
 pub use error::{CallError, ContractError, RevertData, decode_revert, decode_revert_for};
 pub use link::{Library, LinkError, link, placeholder};
 

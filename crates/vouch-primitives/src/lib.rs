@@ -11,6 +11,7 @@ pub mod domain;
 pub mod ids;
 pub mod merkle;
 pub mod wire;
+pub mod x402;
 
 pub use alloy_primitives::{Address, B256, U256};
 pub use digest::{

@@ -3,34 +3,14 @@
 //!
 //! Unknown fields are rejected everywhere: these messages decide what an operator signs.
 
-use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_primitives::{Address, Bytes};
 use serde::{Deserialize, Serialize};
 
+pub use crate::x402::TransferAuthorization;
 use crate::{CallId, ResultRef, ServiceId};
 
 /// Version of every body in this module.
 pub const WIRE_VERSION: u32 = 1;
-
-/// An EIP-3009 `TransferWithAuthorization`, as the x402 `exact` scheme carries it: numbers as decimal strings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TransferAuthorization {
-    /// Payer.
-    pub from: Address,
-    /// Recipient: the protocol contract.
-    pub to: Address,
-    /// Amount in token base units.
-    #[serde(with = "decimal")]
-    pub value: U256,
-    /// Valid strictly after this unix time.
-    #[serde(with = "decimal")]
-    pub valid_after: U256,
-    /// Valid strictly before this unix time.
-    #[serde(with = "decimal")]
-    pub valid_before: U256,
-    /// 32 random bytes; `(from, nonce)` is usable once.
-    pub nonce: B256,
-}
 
 /// Why the operator may do the work: the call is paid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,38 +81,10 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// `U256` as a decimal string (x402), reading decimal strings or JSON numbers.
-mod decimal {
-    use alloy_primitives::U256;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub(super) fn serialize<S: Serializer>(v: &U256, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.to_string())
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Text(String),
-        Number(u64),
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::Number(n) => Ok(U256::from(n)),
-            Repr::Text(t) => {
-                if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(D::Error::custom(format!("{t:?} is not a decimal integer")));
-                }
-                U256::from_str_radix(&t, 10).map_err(|e| D::Error::custom(format!("{t:?}: {e}")))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::U256;
 
     #[test]
     fn authorization_reads_the_official_clients_shape() {
@@ -142,7 +94,7 @@ mod tests {
         assert_eq!(a.valid_before, U256::from(1_740_000_000u64));
         let back = serde_json::to_string(&a).expect("serializes");
         assert!(back.contains(r#""value":"10000""#), "{back}");
-        assert!(serde_json::from_str::<TransferAuthorization>(&json.replace("\"0\"", "\"-1\"")).is_err());
+        assert!(serde_json::from_str::<TransferAuthorization>(&json.replace(r#""0""#, r#""-1""#)).is_err());
         assert!(serde_json::from_str::<TransferAuthorization>(&json.replace("}", r#","extra":1}"#)).is_err());
     }
 

@@ -2,4 +2,5 @@
 
 mod anvil;
 mod deploy;
+mod eip3009;
 mod errors;

@@ -1,0 +1,277 @@
+//! The guard's single writer thread: group commit of sign requests, and imports.
+//!
+//! The writer owns the only writing connection of this process. It blocks for one job, drains whatever else is
+//! queued (up to [`MAX_BATCH`]), and applies a run of sign requests in one `EXCLUSIVE` transaction, each request
+//! under its own `SAVEPOINT` so that a refused request leaves no trace while the others of the batch commit. One
+//! `COMMIT` (one WAL fsync with `synchronous = FULL`) then answers the whole batch; no answer is sent before it.
+//! If the commit fails, every request of the batch gets the error. A failing request never stops the thread.
+
+use super::{
+    error::{GuardError, NotSafe},
+    schema::{self, INSERT_RECORD, SELECT_RECORD, call_key, u64_to_sql},
+    signing_guard::{ImportSummary, Record, Signed},
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::{Path, PathBuf},
+    sync::mpsc,
+};
+use vouch_crypto::Signature;
+use vouch_primitives::ResultRef;
+
+/// Most jobs applied in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Where the answer to a job goes: a blocking caller or an async one.
+pub(crate) enum Reply<T> {
+    /// A thread blocked in [`super::SigningGuard::sign`].
+    Blocking(mpsc::SyncSender<Result<T, GuardError>>),
+    /// A task awaiting in [`super::SigningGuard::sign_async`].
+    Async(tokio::sync::oneshot::Sender<Result<T, GuardError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, answer: Result<T, GuardError>) {
+        // A caller that went away (a cancelled future) needs no answer; its records are committed and safe.
+        match self {
+            Self::Blocking(tx) => drop(tx.send(answer)),
+            Self::Async(tx) => drop(tx.send(answer)),
+        }
+    }
+}
+
+/// Results already signed by the caller, to record.
+pub(crate) struct SignJob {
+    /// Each result with the signature computed for it.
+    pub(crate) entries: Vec<(ResultRef, Signature)>,
+    /// Where to answer.
+    pub(crate) reply: Reply<Vec<Signed>>,
+}
+
+/// Validated records to import.
+pub(crate) struct ImportJob {
+    /// The records.
+    pub(crate) records: Vec<Record>,
+    /// Where to answer.
+    pub(crate) reply: Reply<ImportSummary>,
+}
+
+/// Work for the writer.
+pub(crate) enum Job {
+    /// Record signatures.
+    Sign(SignJob),
+    /// Import records.
+    Import(ImportJob),
+}
+
+/// Starts the writer thread on `conn`.
+pub(crate) fn spawn(
+    conn: Connection,
+    path: PathBuf,
+) -> Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>), GuardError> {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("signing-guard".into())
+        .spawn(move || run(conn, &path, &rx))
+        .map_err(|source| GuardError::Io {
+            path: PathBuf::from("<thread>"),
+            action: "starting the signing guard's writer thread",
+            source,
+        })?;
+    Ok((tx, handle))
+}
+
+fn run(mut conn: Connection, path: &Path, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        // A bug must not take the guard down silently with requests in flight: the transaction of a panicking
+        // batch rolls back (its callers see `WriterUnavailable`), and the next batch is served.
+        let outcome = catch_unwind(AssertUnwindSafe(|| apply(&mut conn, path, jobs)));
+        if outcome.is_err() {
+            tracing::error!(db = %path.display(), "signing guard writer panicked; the batch was rolled back");
+        }
+    }
+    tracing::debug!(db = %path.display(), "signing guard writer stopped");
+}
+
+/// Applies jobs in order: each run of consecutive sign jobs as one group commit, each import alone.
+fn apply(conn: &mut Connection, path: &Path, jobs: Vec<Job>) {
+    let mut signs = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Sign(sign) => signs.push(sign),
+            Job::Import(import) => {
+                commit_signs(conn, path, std::mem::take(&mut signs));
+                let answer = import_records(conn, path, &import.records);
+                import.reply.send(answer);
+            }
+        }
+    }
+    commit_signs(conn, path, signs);
+}
+
+fn commit_signs(conn: &mut Connection, path: &Path, jobs: Vec<SignJob>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let now = schema::unix_now();
+    let outcome = (|| {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(|e| ("beginning", e))?;
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let sp = tx.savepoint().map_err(|e| ("opening a savepoint", e))?;
+            let answer = record_request(&sp, path, &job.entries, now).map_err(|e| ("recording", e))?;
+            if answer.is_ok() {
+                sp.commit().map_err(|e| ("releasing a savepoint", e))?;
+            } else {
+                sp.finish().map_err(|e| ("rolling back a refused request", e))?;
+            }
+            answers.push(answer);
+        }
+        tx.commit().map_err(|e| ("committing", e))?;
+        Ok::<_, (&'static str, rusqlite::Error)>(answers)
+    })();
+    match outcome {
+        Ok(answers) => {
+            let fresh: usize = answers.iter().flatten().flatten().filter(|s| s.fresh).count();
+            tracing::trace!(requests = jobs.len(), fresh, "signing guard batch committed");
+            for (job, answer) in jobs.into_iter().zip(answers) {
+                job.reply.send(answer);
+            }
+        }
+        Err((step, e)) => {
+            tracing::error!(db = %path.display(), step, error = %e, "signing guard batch failed; nothing recorded");
+            let source = std::sync::Arc::new(e);
+            for job in jobs {
+                job.reply.send(Err(GuardError::Sqlite {
+                    path: path.to_path_buf(),
+                    action: "recording signatures",
+                    source: source.clone(),
+                }));
+            }
+        }
+    }
+}
+
+/// Checks and records the entries of one request. The outer error aborts the batch; the inner one refuses this
+/// request only (its savepoint is rolled back).
+fn record_request(
+    conn: &Connection,
+    path: &Path,
+    entries: &[(ResultRef, Signature)],
+    now: u64,
+) -> Result<Result<Vec<Signed>, GuardError>, rusqlite::Error> {
+    let mut select = conn.prepare_cached(SELECT_RECORD)?;
+    let mut insert = conn.prepare_cached(INSERT_RECORD)?;
+    let mut signed = Vec::with_capacity(entries.len());
+    for (entry, signature) in entries {
+        let key = call_key(entry.service_id, entry.call_id);
+        let recorded = select
+            .query_row(key, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)))
+            .optional()?;
+        let Some((inputs, result, stored)) = recorded else {
+            let compressed = signature.to_compressed();
+            insert.execute((
+                key.0,
+                key.1.as_slice(),
+                entry.inputs_hash.as_slice(),
+                entry.result_hash.as_slice(),
+                compressed.as_slice(),
+                u64_to_sql(now),
+            ))?;
+            signed.push(Signed { entry: *entry, signature: *signature, fresh: true });
+            continue;
+        };
+        match compare(path, entry, &inputs, &result) {
+            Ok(()) => {}
+            Err(refusal) => return Ok(Err(refusal)),
+        }
+        // BLS signing is deterministic, so the stored signature is normally the one just computed.
+        let signature = if stored.as_slice() == signature.to_compressed().as_slice() {
+            *signature
+        } else {
+            match Signature::from_compressed(&stored) {
+                Ok(sig) => sig,
+                Err(e) => {
+                    let what =
+                        format!("{} {}: the recorded signature is invalid: {e}", entry.service_id, entry.call_id);
+                    return Ok(Err(schema::corrupt(path, what)));
+                }
+            }
+        };
+        signed.push(Signed { entry: *entry, signature, fresh: false });
+    }
+    Ok(Ok(signed))
+}
+
+/// `Ok` if the recorded inputs and result are those of `entry`; the refusal otherwise.
+fn compare(path: &Path, entry: &ResultRef, inputs: &[u8], result: &[u8]) -> Result<(), GuardError> {
+    if result != entry.result_hash.as_slice() {
+        let recorded_result = schema::b256_from_sql(result, path, "a result hash")?;
+        return Err(GuardError::Refused(NotSafe::ConflictingResult {
+            service_id: entry.service_id,
+            call_id: entry.call_id,
+            recorded_result,
+            attempted_result: entry.result_hash,
+        }));
+    }
+    if inputs != entry.inputs_hash.as_slice() {
+        let recorded_inputs = schema::b256_from_sql(inputs, path, "an inputs hash")?;
+        return Err(GuardError::Refused(NotSafe::ConflictingInputs {
+            service_id: entry.service_id,
+            call_id: entry.call_id,
+            recorded_inputs,
+            attempted_inputs: entry.inputs_hash,
+        }));
+    }
+    Ok(())
+}
+
+/// Imports records in one exclusive transaction: new ones are inserted, identical ones skipped, and any conflict
+/// aborts the whole import.
+fn import_records(conn: &mut Connection, path: &Path, records: &[Record]) -> Result<ImportSummary, GuardError> {
+    let sql = |action: &'static str| move |e| GuardError::sqlite(path, action, e);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(sql("beginning the import"))?;
+    let mut summary = ImportSummary::default();
+    {
+        let mut select = tx.prepare_cached(SELECT_RECORD).map_err(sql("preparing the import"))?;
+        let mut insert = tx.prepare_cached(INSERT_RECORD).map_err(sql("preparing the import"))?;
+        for record in records {
+            let entry = &record.entry;
+            let key = call_key(entry.service_id, entry.call_id);
+            let recorded = select
+                .query_row(key, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()
+                .map_err(sql("reading a record"))?;
+            match recorded {
+                None => {
+                    insert
+                        .execute((
+                            key.0,
+                            key.1.as_slice(),
+                            entry.inputs_hash.as_slice(),
+                            entry.result_hash.as_slice(),
+                            record.signature.to_compressed().as_slice(),
+                            u64_to_sql(record.signed_at),
+                        ))
+                        .map_err(sql("importing a record"))?;
+                    summary.imported += 1;
+                }
+                Some((inputs, result)) => match compare(path, entry, &inputs, &result) {
+                    Ok(()) => summary.identical += 1,
+                    Err(GuardError::Refused(not_safe)) => return Err(GuardError::ImportConflict(not_safe)),
+                    Err(other) => return Err(other),
+                },
+            }
+        }
+    }
+    tx.commit().map_err(sql("committing the import"))?;
+    Ok(summary)
+}
