@@ -338,7 +338,6 @@ impl AuthorizationExt for TransferAuthorization {
         recover_ecdsa(&self.signing_hash(domain), signature)
             .map_err(|fault| PaymentError::InvalidSignature { from: self.from, fault })
     }
-
 }
 
 /// Recovers the signer of `hash` as OpenZeppelin's `ECDSA.tryRecover` does for 65-byte signatures.
@@ -473,4 +472,3 @@ pub async fn chain_now<P: Provider>(provider: &P) -> Result<u64, PaymentError> {
         .ok_or_else(|| PaymentError::Rpc("eth_getBlockByNumber(latest): no block".into()))?;
     Ok(block.header.timestamp)
 }
-

@@ -112,7 +112,9 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .route("/v1/jobs", post(post_job))
         .route("/v1/results", post(post_result))
         .route("/v1/calls/{call_id}/certificate", get(get_certificate))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/node-api.md)") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/node-api.md)")
+        })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -165,7 +167,11 @@ async fn handle_job(
 }
 
 /// Checks that `req` is paid; returns the payer.
-async fn check_paid(state: &ApiState, service: &ServiceInfo, req: &JobRequest) -> Result<alloy_primitives::Address, ApiError> {
+async fn check_paid(
+    state: &ApiState,
+    service: &ServiceInfo,
+    req: &JobRequest,
+) -> Result<alloy_primitives::Address, ApiError> {
     let chain = state.engine.chain();
     let inputs_hash = keccak256(&req.inputs);
     let unavailable = |e: crate::NodeError| ApiError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string());
@@ -214,7 +220,10 @@ async fn check_paid(state: &ApiState, service: &ServiceInfo, req: &JobRequest) -
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "call_id_mismatch",
-                    format!("an x402 payment by {} with this nonce pays for {expected}, not {}", authorization.from, req.call_id),
+                    format!(
+                        "an x402 payment by {} with this nonce pays for {expected}, not {}",
+                        authorization.from, req.call_id
+                    ),
                 ));
             }
             let price = service.jobs.get(usize::from(req.job_index)).map(|j| j.price).unwrap_or_default();
@@ -297,7 +306,11 @@ async fn accept_share(
         )
     })?;
     let key = service.keys.get(slot).copied().flatten().ok_or_else(|| {
-        ApiError::new(StatusCode::FORBIDDEN, "no_registered_key", format!("{} has no registered BLS key", share.operator))
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "no_registered_key",
+            format!("{} has no registered BLS key", share.operator),
+        )
     })?;
     let signature = Signature::from_compressed(&share.signature).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_signature", format!("the signature is not a G2 point: {e}"))
@@ -326,16 +339,13 @@ async fn get_certificate(
     Path(call_id): Path<String>,
 ) -> Result<Json<Certificate>, ApiError> {
     let call: U256 = call_id.parse().map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_call_id", format!("{call_id:?} is not a call id (decimal or 0x hex)"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_call_id",
+            format!("{call_id:?} is not a call id (decimal or 0x hex)"),
+        )
     })?;
-    state
-        .certificates
-        .lock()
-        .ok()
-        .and_then(|c| c.get(&CallId(call)).cloned())
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "no_certificate", format!("no certificate for call {call} (yet)"))
-        })
+    state.certificates.lock().ok().and_then(|c| c.get(&CallId(call)).cloned()).map(Json).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "no_certificate", format!("no certificate for call {call} (yet)"))
+    })
 }
-

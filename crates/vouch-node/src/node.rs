@@ -127,15 +127,15 @@ impl Node {
         let api_addr = api_listener
             .local_addr()
             .map_err(|e| NodeError::Listen { addr: config.api.listen.to_string(), reason: e.to_string() })?;
-        let metrics_listener = if config.metrics.enabled {
-            Some(
-                TcpListener::bind(config.metrics.listen)
-                    .await
-                    .map_err(|e| NodeError::Listen { addr: config.metrics.listen.to_string(), reason: e.to_string() })?,
-            )
-        } else {
-            None
-        };
+        let metrics_listener =
+            if config.metrics.enabled {
+                Some(TcpListener::bind(config.metrics.listen).await.map_err(|e| NodeError::Listen {
+                    addr: config.metrics.listen.to_string(),
+                    reason: e.to_string(),
+                })?)
+            } else {
+                None
+            };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
 
         let wallet = ProviderBuilder::new()
@@ -214,14 +214,8 @@ impl Node {
         let interval = config.watcher.poll_interval();
         tasks.push(("watcher", tokio::spawn(watch_chain(watcher, jobs, metrics.clone(), interval, stop))));
 
-        let submitter = Arc::new(Submitter::new(
-            engine.clone(),
-            tracker,
-            wallet,
-            store,
-            config.submitter.clone(),
-            certificates,
-        ));
+        let submitter =
+            Arc::new(Submitter::new(engine.clone(), tracker, wallet, store, config.submitter.clone(), certificates));
         let stop = stopped(rx);
         tasks.push(("submitter", tokio::spawn(submitter.run(stop))));
 
@@ -397,4 +391,3 @@ impl Drop for RunningNode {
         }
     }
 }
-

@@ -102,7 +102,12 @@ impl QuorumTracker {
             .filter_map(|((inputs_hash, result_hash), sigs)| {
                 let service_id = shares.by_slot.get(sigs.keys().next()?)?.service_id;
                 Some(Group {
-                    result: ResultRef { service_id, call_id: call, inputs_hash: *inputs_hash, result_hash: *result_hash },
+                    result: ResultRef {
+                        service_id,
+                        call_id: call,
+                        inputs_hash: *inputs_hash,
+                        result_hash: *result_hash,
+                    },
                     bitmap: sigs.keys().fold(U256::ZERO, |b, s| b | (U256::from(1) << *s)),
                     signatures: sigs.values().copied().collect(),
                 })

@@ -77,4 +77,3 @@ impl Certificate {
 pub fn bitmap_slots(bitmap: U256) -> Vec<usize> {
     (0..256).filter(|i| bitmap.bit(*i)).collect()
 }
-

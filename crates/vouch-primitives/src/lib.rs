@@ -14,9 +14,9 @@ pub mod wire;
 pub mod x402;
 
 pub use alloy_primitives::{Address, B256, U256};
+pub use certificate::{BatchProof, CERTIFICATE_VERSION, Certificate};
 pub use digest::{
     BatchEntry, BatchError, PaidRecord, ResultRef, batch_digest, batch_leaf, batch_root, paid_call_id,
     paid_record_leaf, pop_digest, result_digest,
 };
-pub use certificate::{BatchProof, CERTIFICATE_VERSION, Certificate};
 pub use ids::{CallId, ChainBinding, ServiceId};

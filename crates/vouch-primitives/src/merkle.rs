@@ -47,13 +47,7 @@ pub fn proof_for(leaves: &[B256], index: usize) -> Option<Vec<B256>> {
 
 /// `keccak256(abi.encode(BATCH_TAG, chainId, protocol, serviceId, batchRoot, uint32 count))`, the digest a batch
 /// certificate signs ([`crate::batch_digest`] computes the same from the entries).
-pub fn batch_digest_from_root(
-    chain_id: u64,
-    protocol: Address,
-    service_id: u64,
-    root: B256,
-    count: u32,
-) -> B256 {
+pub fn batch_digest_from_root(chain_id: u64, protocol: Address, service_id: u64, root: B256, count: u32) -> B256 {
     let mut buf = [0u8; 32 * 6];
     buf[0..32].copy_from_slice(BATCH_TAG.as_slice());
     buf[56..64].copy_from_slice(&chain_id.to_be_bytes());
@@ -67,8 +61,8 @@ pub fn batch_digest_from_root(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::address;
     use crate::{BatchEntry, CallId, ChainBinding, ServiceId, batch_digest, batch_leaf, batch_root};
+    use alloy_primitives::address;
 
     fn entries(n: u64) -> Vec<BatchEntry> {
         (1..=n)

@@ -5,10 +5,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Bytes, U256, keccak256};
 use serde::{Serialize, de::DeserializeOwned};
 use tempfile::TempDir;
-use vouch_contracts::{
-    VouchProtocol, VouchUSD,
-    alloy::providers::Provider,
-};
+use vouch_contracts::{VouchProtocol, VouchUSD, alloy::providers::Provider};
 use vouch_devnet::{Devnet, DevnetConfig, JobConfig};
 use vouch_node::{Node, NodeConfig, NodeKeys, RunningNode, config::WatcherSettings};
 use vouch_primitives::{
@@ -146,27 +143,21 @@ impl TestNetworkBuilder {
         let Self { router, mut devnet, confirmations, turn, settle_timeout } = self;
         if devnet.blueprint.jobs.is_empty() {
             let count = router.jobs().iter().copied().max().map_or(0, |m| usize::from(m) + 1);
-            devnet.blueprint.jobs = (0..count)
-                .map(|i| JobConfig { name: format!("job{i}"), price: 10_000, deadline: 600 })
-                .collect();
+            devnet.blueprint.jobs =
+                (0..count).map(|i| JobConfig { name: format!("job{i}"), price: 10_000, deadline: 600 }).collect();
         }
         devnet.blueprint.name = "vouch-testing".into();
         let devnet = Devnet::start(devnet).await?;
         let dir = tempfile::tempdir()?;
         let mut configs = Vec::new();
         for i in 0..devnet.operators().len() {
-            let mut config = NodeConfig::default();
-            config.data_dir = dir.path().join(format!("node{i}"));
+            let mut config = NodeConfig { data_dir: dir.path().join(format!("node{i}")), ..NodeConfig::default() };
             config.chain.rpc_url = devnet.rpc_url().to_owned();
             config.api.listen = "127.0.0.1:0".parse().map_err(|e| HarnessError::Chain(format!("{e}")))?;
             config.api.announce = Some("auto".into());
             config.metrics.listen = "127.0.0.1:0".parse().map_err(|e| HarnessError::Chain(format!("{e}")))?;
-            config.watcher = WatcherSettings {
-                confirmations,
-                poll_interval_ms: 100,
-                max_block_range: 1_000,
-                start_block: None,
-            };
+            config.watcher =
+                WatcherSettings { confirmations, poll_interval_ms: 100, max_block_range: 1_000, start_block: None };
             config.submitter.turn_secs = turn.as_secs().max(1);
             config.submitter.backoff_ms = 200;
             config.submitter.max_backoff_ms = 2_000;
@@ -194,7 +185,12 @@ impl TestNetwork {
     pub fn builder(router: Router) -> TestNetworkBuilder {
         TestNetworkBuilder {
             router,
-            devnet: DevnetConfig { ephemeral: true, ..DevnetConfig::default() },
+            devnet: {
+                let mut devnet = DevnetConfig { ephemeral: true, ..DevnetConfig::default() };
+                // Derived from the router at start unless `jobs` sets them.
+                devnet.blueprint.jobs.clear();
+                devnet
+            },
             confirmations: 0,
             turn: Duration::from_secs(2),
             settle_timeout: Duration::from_secs(60),
@@ -264,7 +260,13 @@ impl TestNetwork {
             .ok_or_else(|| HarnessError::Chain(format!("the blueprint has no job {job}")))?;
         let chain = |e: &dyn std::fmt::Display| HarnessError::Chain(e.to_string());
         let usd = VouchUSD::new(c.vouch_usd, &customer);
-        usd.approve(c.protocol, price).send().await.map_err(|e| chain(&e))?.get_receipt().await.map_err(|e| chain(&e))?;
+        usd.approve(c.protocol, price)
+            .send()
+            .await
+            .map_err(|e| chain(&e))?
+            .get_receipt()
+            .await
+            .map_err(|e| chain(&e))?;
         let protocol = VouchProtocol::new(c.protocol, &customer);
         let receipt = protocol
             .callJob(self.devnet.service_id(), job, inputs)
@@ -307,7 +309,13 @@ impl TestNetwork {
     }
 
     /// Asks node `index` to run `call` (open on chain) and return its signed result.
-    pub async fn request(&self, index: usize, call: CallId, job: u8, inputs: Bytes) -> Result<SignedResult, HarnessError> {
+    pub async fn request(
+        &self,
+        index: usize,
+        call: CallId,
+        job: u8,
+        inputs: Bytes,
+    ) -> Result<SignedResult, HarnessError> {
         let node = self.node(index).ok_or_else(|| HarnessError::Chain(format!("node {index} is not running")))?;
         let req = JobRequest {
             version: WIRE_VERSION,
@@ -341,7 +349,12 @@ impl TestNetwork {
         // The output as the blueprint computes it; it must hash to what the nodes certified.
         let call = vouch_sdk::JobCall::new(self.service_id(), call_id, job, self.devnet.customer().address(), raw);
         let output = Bytes::from(
-            self.router.call(call).await.map_err(|e| HarnessError::Chain(format!("the job failed locally: {e}")))?.bytes.to_vec(),
+            self.router
+                .call(call)
+                .await
+                .map_err(|e| HarnessError::Chain(format!("the job failed locally: {e}")))?
+                .bytes
+                .to_vec(),
         );
         if keccak256(&output) != certificate.result_hash {
             return Err(HarnessError::Chain(format!(
