@@ -8,7 +8,6 @@ use std::{
     path::Path,
     process::{Command, Stdio},
     sync::Arc,
-    time::{Duration, Instant},
 };
 use vouch_crypto::{PublicKey, SecretKey};
 use vouch_node::guard::{GuardError, ImportSummary, Interchange, NotSafe, OpenMode, SigningGuard};
@@ -343,22 +342,14 @@ fn conflicting_import_imports_nothing() {
     assert_eq!(guard.get(ServiceId(5), CallId::from(1)).unwrap().unwrap().entry, result_of(1));
 }
 
-/// Not a benchmark (debug build, shared CI cores): prints the guarded signing rate next to the raw BLS rate on one
-/// core, and checks that group commit keeps the guard far from one fsync per call.
+/// Many concurrent requests for distinct calls go through group commit: every one is recorded once and fresh.
+/// (Throughput is measured by `bench/` — `node_pipeline` — never asserted here.)
 #[test]
-fn group_commit_throughput_smoke() {
+fn many_concurrent_distinct_calls_are_all_recorded() {
     const CALLS: u64 = 600;
     let dir = tempfile::tempdir().unwrap();
     let guard = initialise(&dir.path().join("guard.sqlite"));
     let sk = Arc::new(operator_key());
-
-    let start = Instant::now();
-    for call in 0..200 {
-        std::hint::black_box(sk.sign(&result_digest(&BINDING, &result_of(call))));
-    }
-    let raw_per_sec = 200.0 / start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
     multi_thread_runtime().block_on(async {
         let tasks: Vec<_> = (0..CALLS)
             .map(|call| {
@@ -370,12 +361,5 @@ fn group_commit_throughput_smoke() {
             assert!(task.await.unwrap().unwrap()[0].fresh);
         }
     });
-    let elapsed = start.elapsed();
-    let guarded_per_sec = CALLS as f64 / elapsed.as_secs_f64();
-    eprintln!(
-        "raw BLS on one core: {raw_per_sec:.0}/s; guarded, {} cores: {guarded_per_sec:.0}/s ({:.2}x)",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        guarded_per_sec / raw_per_sec
-    );
-    assert!(elapsed < Duration::from_secs(60), "{CALLS} guarded signatures took {elapsed:?}");
+    assert_eq!(guard.export().unwrap().records.len(), usize::try_from(CALLS).unwrap());
 }
