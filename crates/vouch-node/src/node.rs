@@ -19,7 +19,8 @@ use alloy::{
 use alloy_primitives::Address;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use vouch_contracts::{AddressBook, VouchStaking};
-use vouch_sdk::Router;
+use vouch_primitives::ServiceId;
+use vouch_sdk::{Blueprint, Router};
 
 use crate::{
     NodeConfig, NodeError,
@@ -37,11 +38,11 @@ use crate::{
 };
 
 /// Builds a node: its configuration, keys and the blueprints it runs.
-#[derive(Debug)]
 pub struct Node {
     config: NodeConfig,
     keys: NodeKeys,
     routers: HashMap<u64, Router>,
+    hooks: Vec<(u64, Arc<dyn Blueprint>)>,
     init_guard: bool,
     book: Option<AddressBook>,
 }
@@ -59,15 +60,35 @@ pub struct RunningNode {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("config", &self.config)
+            .field("keys", &self.keys)
+            .field("blueprints", &self.routers.keys().collect::<Vec<_>>())
+            .field("init_guard", &self.init_guard)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Node {
     /// A node with `config`, signing with `keys`.
     pub fn new(config: NodeConfig, keys: NodeKeys) -> Self {
-        Self { config, keys, routers: HashMap::new(), init_guard: false, book: None }
+        Self { config, keys, routers: HashMap::new(), hooks: Vec::new(), init_guard: false, book: None }
     }
 
     /// Runs `router` for every service of blueprint `blueprint_id` that names this operator.
     pub fn blueprint(mut self, blueprint_id: u64, router: Router) -> Self {
         self.routers.insert(blueprint_id, router);
+        self
+    }
+
+    /// Runs a whole [`Blueprint`] for blueprint `blueprint_id`: its router, its background services (supervised:
+    /// logged when they end) and its `on_service_activated` hook, called at start for every active service of the
+    /// blueprint that names this operator.
+    pub fn serve(mut self, blueprint_id: u64, blueprint: impl Blueprint) -> Self {
+        self.routers.insert(blueprint_id, blueprint.router());
+        self.hooks.push((blueprint_id, Arc::new(blueprint)));
         self
     }
 
@@ -86,7 +107,7 @@ impl Node {
 
     /// Starts every task; returns once the listeners are bound and the node is serving.
     pub async fn start(self) -> Result<RunningNode, NodeError> {
-        let Self { config, keys, routers, init_guard, book } = self;
+        let Self { config, keys, routers, hooks, init_guard, book } = self;
         let operator = keys.tx.address();
         let book = match book {
             Some(b) => b,
@@ -219,6 +240,28 @@ impl Node {
         let stop = stopped(rx);
         tasks.push(("submitter", tokio::spawn(submitter.run(stop))));
 
+        for (blueprint_id, blueprint) in hooks {
+            for service in services_of(&chain, blueprint_id, operator).await? {
+                if let Err(e) = blueprint.on_service_activated(service).await {
+                    tracing::warn!(%service, blueprint = blueprint.name(), error = %e, "on_service_activated failed");
+                }
+            }
+            for background in blueprint.background_services() {
+                let name = background.name;
+                let task = background.task;
+                let blueprint_name = blueprint.name().to_owned();
+                tasks.push((
+                    "blueprint background service",
+                    tokio::spawn(async move {
+                        match task.await {
+                            Ok(()) => tracing::info!(blueprint = %blueprint_name, service = %name, "background service ended"),
+                            Err(e) => tracing::error!(blueprint = %blueprint_name, service = %name, error = %e, "background service failed"),
+                        }
+                    }),
+                ));
+            }
+        }
+
         tracing::info!(%operator, api = %api_addr, endpoint = %announced, blueprints = ?engine.blueprints(), "node started");
         Ok(RunningNode { operator, api_addr, metrics_addr, announced, metrics, guard, shutdown, tasks })
     }
@@ -272,6 +315,23 @@ async fn watch_chain(
             () = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Active services of `blueprint_id` that name `operator`.
+async fn services_of(chain: &ChainView, blueprint_id: u64, operator: Address) -> Result<Vec<ServiceId>, NodeError> {
+    let protocol = vouch_contracts::VouchProtocol::new(chain.book().contracts.protocol, chain.provider());
+    let count = protocol.serviceCount().call().await.map_err(|e| NodeError::chain("serviceCount", e))?;
+    let mut found = Vec::new();
+    for id in 1..=count {
+        if let Some(s) = chain.service(ServiceId(id)).await?
+            && s.blueprint_id == blueprint_id
+            && s.status == crate::chain::SERVICE_ACTIVE
+            && s.slot_of(operator).is_some()
+        {
+            found.push(s.id);
+        }
+    }
+    Ok(found)
 }
 
 /// Makes sure the chain announces where this node listens; returns the endpoint in effect.
