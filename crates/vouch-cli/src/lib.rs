@@ -1,7 +1,8 @@
 //! `vouch`: the command-line tool for operators, delegators, blueprint developers and customers of the Vouch network.
 //!
 //! Every protocol action has a subcommand (one module each under `commands/`): keys, operator registration and
-//! stake, delegation, blueprints, services, calls, claims, slashing reports and offline certificate verification.
+//! stake, delegation, blueprints, services, calls, claims, slashing reports and offline certificate verification;
+//! `vouch node` runs the operator node (`vouch-node`) with the project's own blueprints, one cargo feature each.
 //! Amounts are read and printed in human units of the tokens (`10.5 vUSD`, `1000 VST`); reverts are decoded into
 //! sentences that say what to do.
 //!
@@ -19,6 +20,7 @@ mod evidence;
 mod json_file;
 mod keyring;
 mod manifest;
+mod node_config;
 mod output;
 mod rate;
 mod revert;
@@ -57,7 +59,7 @@ pub(crate) struct GlobalArgs {
     /// Data directory: keys/, addresses.json, config.toml [default: ~/.vouch]
     #[arg(long, global = true, env = "VOUCH_DATADIR", value_name = "DIR")]
     pub(crate) datadir: Option<PathBuf>,
-    /// Config file [default: <datadir>/config.toml, if it exists]
+    /// Config file [default: <datadir>/config.toml, if it exists; for `vouch node`: the node's node.toml, required]
     #[arg(long, global = true, env = "VOUCH_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Address book of the deployment [default: <datadir>/addresses.json]
@@ -91,6 +93,9 @@ enum Command {
     /// Register as an operator, manage its stake and commission, show its status
     #[command(subcommand)]
     Operator(commands::operator::OperatorCommand),
+    /// Run the operator node, initialise its signing database, export or import its signing records
+    #[command(subcommand, after_help = commands::node::SETTINGS_HELP)]
+    Node(commands::node::NodeCommand),
     /// Delegate stake to an operator's pool (shares its fees and its slashing risk)
     Delegate(commands::delegate::DelegateArgs),
     /// Queue delegated stake for withdrawal (withdraw it with `vouch operator withdraw` after the unbonding delay)
@@ -155,10 +160,15 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, matches: &clap::ArgMatches, out: output::Output) -> eyre::Result<()> {
-    // Needs no settings, so it works even when the config file it would replace is broken.
-    if let Command::Config(commands::config::ConfigCommand::Default) = cli.command {
-        print!("{}", config::default_config_toml());
-        return Ok(());
+    match cli.command {
+        // Needs no settings, so it works even when the config file it would replace is broken.
+        Command::Config(commands::config::ConfigCommand::Default(args)) => {
+            print!("{}", commands::config::default_file(args));
+            return Ok(());
+        }
+        // The node has its own config file and runtime (multi-threaded); the CLI's settings do not apply.
+        Command::Node(cmd) => return commands::node::run(cmd, &cli.global, matches, out),
+        _ => {}
     }
     let settings = config::Settings::resolve(&cli.global, matches)?;
     let ctx = context::Ctx { settings, out };
@@ -170,6 +180,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches, out: output::Output) -> eyre::Resul
         match cli.command {
             Command::Keys(cmd) => commands::keys::run(cmd, &ctx).await,
             Command::Operator(cmd) => commands::operator::run(cmd, &ctx).await,
+            Command::Node(_) => unreachable!("`vouch node` runs before the CLI's settings are resolved"),
             Command::Delegate(args) => commands::delegate::delegate(args, &ctx).await,
             Command::Undelegate(args) => commands::delegate::undelegate(args, &ctx).await,
             Command::Blueprint(cmd) => commands::blueprint::run(cmd, &ctx).await,

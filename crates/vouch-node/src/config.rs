@@ -1,5 +1,5 @@
 //! `node.toml`: the operator node's configuration. Every field has a default (`vouch config default --node` prints
-//! them all); precedence is defaults < file < environment (`VOUCH_NODE_*`, applied by the CLI) < flags.
+//! them all); precedence is defaults < file < environment (`VOUCH_RPC`, `VOUCH_ADDRESSES`, `VOUCH_NODE_*`, applied by the CLI) < flags.
 
 use std::{
     net::SocketAddr,

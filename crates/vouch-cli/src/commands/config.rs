@@ -1,25 +1,39 @@
 //! `vouch config`: the effective settings and where each comes from, or a complete default config file.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::{
     config::{Setting, default_config_toml},
     context::Ctx,
+    node_config::default_node_toml,
 };
 
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Show every setting, its value and where it comes from (default, file, env, flag)
     Show,
-    /// Print a complete config file with every key and its default (save it as <datadir>/config.toml)
-    Default,
+    /// Print a complete config file with every key and its default (save it as <datadir>/config.toml; with --node,
+    /// the operator node's, for `vouch node --config`)
+    Default(DefaultArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct DefaultArgs {
+    /// Print the operator node's config file (node.toml) instead of the CLI's
+    #[arg(long)]
+    node: bool,
+}
+
+/// The default file `vouch config default` prints.
+pub(crate) fn default_file(args: DefaultArgs) -> String {
+    if args.node { default_node_toml() } else { default_config_toml() }
 }
 
 pub(crate) fn run(cmd: ConfigCommand, ctx: &Ctx) -> eyre::Result<()> {
     match cmd {
-        ConfigCommand::Default => {
-            print!("{}", default_config_toml());
+        ConfigCommand::Default(args) => {
+            print!("{}", default_file(args));
             Ok(())
         }
         ConfigCommand::Show => {

@@ -9,6 +9,7 @@ pub(crate) mod delegate;
 pub(crate) mod demo;
 pub(crate) mod devnet;
 pub(crate) mod keys;
+pub(crate) mod node;
 pub(crate) mod operator;
 pub(crate) mod service;
 pub(crate) mod slash;

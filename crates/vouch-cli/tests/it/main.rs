@@ -5,4 +5,5 @@ mod devnet;
 mod e2e;
 mod errors;
 mod help;
+mod node;
 mod support;

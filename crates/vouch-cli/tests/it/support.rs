@@ -186,3 +186,76 @@ impl Drop for Anvil {
         let _ = self.child.wait();
     }
 }
+
+/// `vouch devnet up --port 0` in a data directory, as a child process; stopped with SIGTERM (so its anvil stops too)
+/// when dropped.
+pub(crate) struct DevnetProcess {
+    child: Child,
+    pub(crate) datadir: PathBuf,
+    /// `devnet.json`.
+    pub(crate) manifest: Value,
+}
+
+impl DevnetProcess {
+    /// Starts a devnet in `datadir` (new or empty) and waits until it is ready.
+    pub(crate) fn start(datadir: &Path) -> Self {
+        let child = vouch_command()
+            .arg("--datadir")
+            .arg(datadir)
+            .args(["--quiet", "devnet", "up", "--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vouch devnet up starts");
+        let mut devnet = Self { child, datadir: datadir.to_owned(), manifest: Value::Null };
+        let started = Instant::now();
+        while !datadir.join("devnet.pid").is_file() {
+            if let Ok(Some(status)) = devnet.child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = devnet.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                panic!("vouch devnet up exited ({status}): {stderr}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "the devnet did not start within 180 s");
+            thread::sleep(Duration::from_millis(200));
+        }
+        let manifest = std::fs::read_to_string(datadir.join("devnet.json")).expect("devnet.json");
+        devnet.manifest = serde_json::from_str(&manifest).expect("devnet.json is JSON");
+        devnet
+    }
+
+    /// The RPC URL.
+    pub(crate) fn rpc_url(&self) -> &str {
+        self.manifest["rpcUrl"].as_str().expect("rpcUrl")
+    }
+}
+
+/// Sends SIGTERM to `pid` with kill(1); true if it was delivered.
+pub(crate) fn sigterm(pid: u32) -> bool {
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().is_ok_and(|s| s.success())
+}
+
+/// Waits up to `limit` for `child` to exit.
+pub(crate) fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for DevnetProcess {
+    fn drop(&mut self) {
+        sigterm(self.child.id());
+        if wait_for_exit(&mut self.child, Duration::from_secs(15)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
