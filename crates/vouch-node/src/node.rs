@@ -8,6 +8,7 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
+    os::unix::fs::DirBuilderExt as _,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -132,9 +133,12 @@ impl Node {
                     .unwrap_or_else(|| "none".into()),
             });
         }
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::Config {
-            path: config.data_dir.clone(),
-            reason: format!("cannot create the data directory: {e}"),
+        // Private to the operator: the signing records and chain state live here.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&config.data_dir).map_err(|e| {
+            NodeError::Config {
+                path: config.data_dir.clone(),
+                reason: format!("cannot create the data directory: {e}"),
+            }
         })?;
         let mode = if init_guard { OpenMode::Initialise } else { OpenMode::Existing };
         let guard = SigningGuard::open(&config.guard_path(), mode, chain.binding(), &public)?;

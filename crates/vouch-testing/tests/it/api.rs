@@ -78,3 +78,46 @@ async fn malformed_and_unpaid_requests_get_precise_4xx_and_a_panic_is_a_job_erro
     assert_eq!(again.signature, signed.signature);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x402_paid_request_is_signed_and_a_wrong_payment_is_refused_with_its_x402_code() -> TestResult {
+    use vouch_contracts::{AuthorizationExt as _, TokenDomain};
+    use vouch_primitives::{paid_call_id, wire::TransferAuthorization};
+
+    let net = TestNetwork::builder(vouch_echo::router()).start().await?;
+    let devnet = net.devnet();
+    let url = format!("{}/v1/jobs", net.node(0).ok_or("node")?.api_url());
+    let c = devnet.address_book().contracts;
+    let domain = TokenDomain::read(&devnet.read_provider(), c.vouch_usd).await?;
+    let customer = devnet.customer().signer();
+    let price = U256::from(devnet.jobs()[0].price);
+    let echo = br#"{"message":"paid per request"}"#;
+    let body = |value: U256, nonce: u8, call: Option<CallId>| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let auth = TransferAuthorization {
+            from: customer.address(),
+            to: c.protocol,
+            value,
+            valid_after: U256::ZERO,
+            valid_before: U256::from(4_000_000_000u64),
+            nonce: alloy_primitives::B256::repeat_byte(nonce),
+        };
+        let signature = auth.sign(customer, &domain)?;
+        let call_id = call.unwrap_or_else(|| paid_call_id(net.service_id(), 0, auth.from, auth.nonce));
+        Ok(serde_json::to_vec(&JobRequest {
+            version: WIRE_VERSION,
+            service_id: net.service_id(),
+            call_id,
+            job_index: 0,
+            inputs: Bytes::from_static(echo),
+            payment: PaymentProof::X402 { authorization: auth, signature },
+        })?)
+    };
+    let (s, b) = post(&url, body(price, 1, None)?).await?;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["output"].as_str(), Some(alloy_primitives::hex::encode_prefixed(echo).as_str()), "{b}");
+    let (s, b) = post(&url, body(price - U256::from(1), 2, None)?).await?;
+    assert_eq!((s, code(&b)), (402, "invalid_exact_evm_payload_authorization_value_mismatch"), "{b}");
+    let (s, b) = post(&url, body(price, 3, Some(CallId(U256::from(77))))?).await?;
+    assert_eq!((s, code(&b)), (400, "call_id_mismatch"), "{b}");
+    Ok(())
+}
