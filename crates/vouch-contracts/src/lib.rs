@@ -17,6 +17,7 @@ mod deploy;
 mod eip3009;
 mod error;
 mod link;
+pub mod view;
 
 pub use address_book::{ADDRESS_BOOK_VERSION, AddressBook, AddressBookError, ContractAddresses};
 pub use contracts::{

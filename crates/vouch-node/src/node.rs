@@ -237,19 +237,19 @@ impl Node {
         );
         let stop = stopped(rx.clone());
         let interval = config.watcher.poll_interval();
-        tasks.push(("watcher", tokio::spawn(watch_chain(watcher, jobs, metrics.clone(), interval, stop))));
+        let confirmations = config.watcher.confirmations;
+        let head = provider.clone();
+        tasks.push((
+            "watcher",
+            tokio::spawn(watch_chain(watcher, head, confirmations, jobs, metrics.clone(), interval, stop)),
+        ));
 
         let submitter =
             Arc::new(Submitter::new(engine.clone(), tracker, wallet, store, config.submitter.clone(), certificates));
-        let stop = stopped(rx);
+        let stop = stopped(rx.clone());
         tasks.push(("submitter", tokio::spawn(submitter.run(stop))));
 
         for (blueprint_id, blueprint) in hooks {
-            for service in services_of(&chain, blueprint_id, operator).await? {
-                if let Err(e) = blueprint.on_service_activated(service).await {
-                    tracing::warn!(%service, blueprint = blueprint.name(), error = %e, "on_service_activated failed");
-                }
-            }
             for background in blueprint.background_services() {
                 let name = background.name;
                 let task = background.task;
@@ -264,6 +264,11 @@ impl Node {
                     }),
                 ));
             }
+            let stop = stopped(rx.clone());
+            tasks.push((
+                "service activations",
+                tokio::spawn(announce_services(chain.clone(), blueprint_id, blueprint, operator, stop)),
+            ));
         }
 
         tracing::info!(%operator, api = %api_addr, endpoint = %announced, blueprints = ?engine.blueprints(), "node started");
@@ -274,6 +279,8 @@ impl Node {
 /// Polls the chain, runs what it finds, rescans pending calls; never stops on an RPC error.
 async fn watch_chain(
     watcher: Watcher<DynProvider>,
+    head: DynProvider,
+    confirmations: u64,
     jobs: Arc<ChainJobs>,
     metrics: Metrics,
     interval: Duration,
@@ -289,7 +296,12 @@ async fn watch_chain(
                 if let Ok(block) = i64::try_from(outcome.checkpoint) {
                     metrics.checkpoint.set(block);
                 }
-                metrics.chain_contact(false);
+                // Behind = confirmed blocks remain past the checkpoint (a long catch-up reads them over several polls).
+                let behind = match head.get_block_number().await {
+                    Ok(h) => h.saturating_sub(confirmations) > outcome.checkpoint,
+                    Err(_) => false,
+                };
+                metrics.chain_contact(behind);
                 if !outcome.vanished.is_empty() {
                     tracing::warn!(calls = ?outcome.vanished, "calls removed by a chain reorganisation");
                     jobs.vanished(&outcome.vanished);
@@ -317,6 +329,41 @@ async fn watch_chain(
         tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// How often the node looks for newly activated services of the blueprints it serves.
+const SERVICE_SCAN: Duration = Duration::from_secs(10);
+
+/// Calls `on_service_activated` once for every active service of `blueprint_id` naming `operator`: those active at
+/// start, then those activated later (scanned every [`SERVICE_SCAN`]).
+async fn announce_services(
+    chain: ChainView,
+    blueprint_id: u64,
+    blueprint: Arc<dyn Blueprint>,
+    operator: Address,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut announced = std::collections::HashSet::new();
+    loop {
+        match services_of(&chain, blueprint_id, operator).await {
+            Ok(services) => {
+                for service in services {
+                    if !announced.insert(service) {
+                        continue;
+                    }
+                    if let Err(e) = blueprint.on_service_activated(service).await {
+                        tracing::warn!(%service, blueprint = blueprint.name(), error = %e, "on_service_activated failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list services"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(SERVICE_SCAN) => {}
         }
     }
 }

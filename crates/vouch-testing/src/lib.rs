@@ -20,6 +20,7 @@
 //! This crate depends on the node and the devnet so that `vouch-sdk` never has to.
 
 mod harness;
+pub mod money;
 
 pub use harness::{CallOutcome, HarnessError, TestNetwork, TestNetworkBuilder};
 pub use vouch_devnet::{self as devnet, JobConfig};
