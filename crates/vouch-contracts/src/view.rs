@@ -8,8 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::providers::{DynProvider, Provider};
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider};
 use vouch_crypto::PublicKey;
 use vouch_primitives::{CallId, ChainBinding, ServiceId};
 
@@ -230,8 +230,7 @@ impl ChainView {
     /// The registered BLS key of `operator`, if any.
     pub async fn key_of(&self, operator: Address) -> Result<Option<PublicKey>, ViewError> {
         let registry = KeyRegistry::new(self.book.contracts.key_registry, &self.provider);
-        let raw =
-            registry.keyOf(operator).call().await.map_err(|e| ViewError::new(format!("keyOf({operator})"), e))?;
+        let raw = registry.keyOf(operator).call().await.map_err(|e| ViewError::new(format!("keyOf({operator})"), e))?;
         Ok(PublicKey::from_eip2537(&raw).ok())
     }
 

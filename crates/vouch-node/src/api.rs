@@ -5,6 +5,9 @@
 //!   call is paid: either the call is open on chain with the same service, job and inputs hash, or an x402
 //!   authorization for exactly this call (its id is `paid_call_id(service, job, payer, nonce)`) passes every EIP-3009
 //!   check. No unpaid work is done.
+//! - `POST /v1/batches` — one batch signature over calls this node already signed ([`BatchSignRequest`] →
+//!   [`BatchSignature`]), for `settlePaidBatch`: every entry must be in the signing guard with the same inputs and
+//!   result hash, so the batch never says anything the node did not sign call by call.
 //! - `POST /v1/results` — a peer's signed result of an on-chain call (verified against its registered key).
 //! - `GET /v1/calls/{callId}/certificate` — the certificate this node assembled for an on-chain call.
 //!
@@ -29,7 +32,9 @@ use vouch_contracts::{PaymentExpectation, TokenDomain, check_payment};
 use vouch_crypto::Signature;
 use vouch_primitives::{
     CallId, Certificate, paid_call_id, result_digest,
-    wire::{ErrorBody, ErrorDetail, JobRequest, PaymentProof, SignedResult, WIRE_VERSION},
+    wire::{
+        BatchSignRequest, BatchSignature, ErrorBody, ErrorDetail, JobRequest, PaymentProof, SignedResult, WIRE_VERSION,
+    },
 };
 use vouch_sdk::JobError;
 
@@ -87,6 +92,10 @@ impl From<ExecError> for ApiError {
             ExecError::Guard(g) if g.not_safe().is_some() => Self::new(StatusCode::CONFLICT, "conflicting_result", msg),
             ExecError::Guard(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "guard_unavailable", msg),
             ExecError::Node(_) => Self::new(StatusCode::BAD_GATEWAY, "chain_unavailable", msg),
+            ExecError::BatchSize { .. } => Self::new(StatusCode::BAD_REQUEST, "invalid_batch_size", msg),
+            ExecError::DuplicateCall { .. } => Self::new(StatusCode::BAD_REQUEST, "duplicate_call", msg),
+            ExecError::NotSigned { .. } => Self::new(StatusCode::CONFLICT, "not_signed", msg),
+            ExecError::ConflictingEntry(_) => Self::new(StatusCode::CONFLICT, "conflicting_result", msg),
         }
     }
 }
@@ -110,6 +119,7 @@ pub struct ApiState {
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/jobs", post(post_job))
+        .route("/v1/batches", post(post_batch))
         .route("/v1/results", post(post_result))
         .route("/v1/calls/{call_id}/certificate", get(get_certificate))
         .fallback(|| async {
@@ -164,6 +174,26 @@ async fn handle_job(
     let (service, _slot) = engine.admit(req.service_id, req.job_index).await?;
     let payer = check_paid(state, &service, &req).await?;
     Ok(engine.run_and_sign(&service, req.call_id, req.job_index, payer, req.inputs).await?)
+}
+
+async fn post_batch(
+    State(state): State<Arc<ApiState>>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<BatchSignature>, ApiError> {
+    let body = body.map_err(|e| body_error(&e))?;
+    let req: BatchSignRequest = parse(&body, "batch sign request")?;
+    if req.version != WIRE_VERSION {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_version",
+            format!("batch sign request version {} is not supported (this node speaks {WIRE_VERSION})", req.version),
+        ));
+    }
+    let signed = state.engine.sign_batch(req.service_id, &req.entries).await;
+    if let Err(e) = &signed {
+        tracing::debug!(service = %req.service_id, entries = req.entries.len(), error = %e, "batch not signed");
+    }
+    Ok(Json(signed?))
 }
 
 /// Checks that `req` is paid; returns the payer.

@@ -4,12 +4,12 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use alloy_primitives::{Address, Bytes, keccak256};
+use alloy_primitives::{Address, B256, Bytes, keccak256};
 use tokio::sync::Semaphore;
 use vouch_crypto::SecretKey;
 use vouch_primitives::{
-    CallId, ResultRef, ServiceId,
-    wire::{SignedResult, WIRE_VERSION},
+    BatchEntry, CallId, ResultRef, ServiceId, batch_digest, batch_leaf, batch_root,
+    wire::{BatchSignature, MAX_BATCH_SIGN_ENTRIES, SignedResult, WIRE_VERSION},
 };
 use vouch_sdk::{JobCall, JobError, Router};
 
@@ -63,6 +63,59 @@ pub enum ExecError {
     /// A chain read failed.
     #[error(transparent)]
     Node(#[from] crate::NodeError),
+    /// A batch to sign holds no entry or more than this node signs at once.
+    #[error("a batch must hold 1 to {max} calls, got {count}")]
+    BatchSize {
+        /// Entries received.
+        count: usize,
+        /// Most entries accepted ([`MAX_BATCH_SIGN_ENTRIES`]).
+        max: usize,
+    },
+    /// A batch to sign names one call twice.
+    #[error("{call} appears more than once in the batch")]
+    DuplicateCall {
+        /// The call.
+        call: CallId,
+    },
+    /// A batch names a call this node never signed: it restates signed results only.
+    #[error("this node has not signed {call} of {service}: a batch may hold only calls it signed one by one")]
+    NotSigned {
+        /// The service.
+        service: ServiceId,
+        /// The call.
+        call: CallId,
+    },
+    /// A batch entry differs from what this node signed for the call.
+    #[error("{0}")]
+    ConflictingEntry(Box<EntryConflict>),
+}
+
+/// A batch entry that differs from the guard's record of its call ([`ExecError::ConflictingEntry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryConflict {
+    /// The service.
+    pub service: ServiceId,
+    /// The call.
+    pub call: CallId,
+    /// Inputs hash in the batch.
+    pub inputs_hash: B256,
+    /// Result hash in the batch.
+    pub result_hash: B256,
+    /// Inputs hash the guard recorded.
+    pub signed_inputs: B256,
+    /// Result hash the guard recorded.
+    pub signed_result: B256,
+}
+
+impl std::fmt::Display for EntryConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} was signed with inputs hash {} and result hash {}, the batch says {} and {}: refusing to sign a \
+             conflicting statement",
+            self.call, self.service, self.signed_inputs, self.signed_result, self.inputs_hash, self.result_hash
+        )
+    }
 }
 
 /// Runs jobs and signs results for one operator.
@@ -202,5 +255,76 @@ impl Engine {
             output: Some(output),
             signature: Bytes::from(first.signature.to_compressed().to_vec()),
         })
+    }
+
+    /// Signs one batch certificate of `service` over `entries`: `batch_digest(binding, service, entries)`, whose
+    /// leaves are `batch_leaf(entry)` in the given order (what `settlePaidBatch` and `settleBatch` verify).
+    ///
+    /// Signed only if the service exists and names this operator, the batch holds 1 to [`MAX_BATCH_SIGN_ENTRIES`]
+    /// distinct calls, and every entry is recorded in the signing guard with exactly its inputs hash and result
+    /// hash. So a batch signature restates results this node already signed one by one: it can never conflict
+    /// with the guard's records (nothing new is recorded). The checks and the signing run on the blocking pool.
+    pub async fn sign_batch(&self, service: ServiceId, entries: &[BatchEntry]) -> Result<BatchSignature, ExecError> {
+        if entries.is_empty() || entries.len() > MAX_BATCH_SIGN_ENTRIES {
+            return Err(ExecError::BatchSize { count: entries.len(), max: MAX_BATCH_SIGN_ENTRIES });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        if let Some(dup) = entries.iter().find(|e| !seen.insert(e.call_id)) {
+            return Err(ExecError::DuplicateCall { call: dup.call_id });
+        }
+        let info = self.chain.service(service).await?.ok_or(ExecError::UnknownService(service))?;
+        if info.slot_of(self.operator).is_none() {
+            return Err(ExecError::NotInService { service, operator: self.operator });
+        }
+        let binding = self.chain.binding();
+        let guard = self.guard.clone();
+        let secret = self.bls.clone();
+        let entries = entries.to_vec();
+        let operator = self.operator;
+        // The closure's error is boxed: `ExecError` is too large to return by value cheaply.
+        let task = tokio::task::spawn_blocking(move || -> Result<BatchSignature, Box<ExecError>> {
+            for e in &entries {
+                let record = guard
+                    .get(service, e.call_id)
+                    .map_err(|g| Box::new(ExecError::Guard(g)))?
+                    .ok_or_else(|| Box::new(ExecError::NotSigned { service, call: e.call_id }))?;
+                let signed = record.entry;
+                if signed.inputs_hash != e.inputs_hash || signed.result_hash != e.result_hash {
+                    return Err(Box::new(ExecError::ConflictingEntry(Box::new(EntryConflict {
+                        service,
+                        call: e.call_id,
+                        inputs_hash: e.inputs_hash,
+                        result_hash: e.result_hash,
+                        signed_inputs: signed.inputs_hash,
+                        signed_result: signed.result_hash,
+                    }))));
+                }
+            }
+            let too_many = || Box::new(ExecError::BatchSize { count: entries.len(), max: MAX_BATCH_SIGN_ENTRIES });
+            let digest = batch_digest(&binding, service, &entries).map_err(|_| too_many())?;
+            let leaves: Vec<B256> = entries.iter().map(batch_leaf).collect();
+            let root = batch_root(&leaves).ok_or_else(too_many)?;
+            let count = u32::try_from(entries.len()).map_err(|_| too_many())?;
+            let signature = secret.sign(&digest);
+            Ok(BatchSignature {
+                version: WIRE_VERSION,
+                operator,
+                service_id: service,
+                root,
+                count,
+                signature: Bytes::from(signature.to_compressed().to_vec()),
+            })
+        });
+        let signed = task
+            .await
+            .map_err(|e| {
+                ExecError::Guard(GuardError::SigningTask {
+                    path: self.guard.path().to_path_buf(),
+                    reason: e.to_string(),
+                })
+            })?
+            .map_err(|e| *e)?;
+        self.metrics.signatures.inc();
+        Ok(signed)
     }
 }

@@ -1,16 +1,20 @@
-//! The operator node's HTTP API bodies (version 1): what a gateway sends an operator (`POST /v1/jobs`), what the
-//! operator answers, and what operators send each other (`POST /v1/results`). Specified in `docs/node-api.md`.
+//! The operator node's HTTP API bodies (version 1): what a gateway sends an operator (`POST /v1/jobs`,
+//! `POST /v1/batches`), what the operator answers, and what operators send each other (`POST /v1/results`).
+//! Specified in `docs/node-api.md`.
 //!
 //! Unknown fields are rejected everywhere: these messages decide what an operator signs.
 
-use alloy_primitives::{Address, Bytes};
+use alloy_primitives::{Address, B256, Bytes};
 use serde::{Deserialize, Serialize};
 
 pub use crate::x402::TransferAuthorization;
-use crate::{CallId, ResultRef, ServiceId};
+use crate::{BatchEntry, CallId, ResultRef, ServiceId};
 
 /// Version of every body in this module.
 pub const WIRE_VERSION: u32 = 1;
+
+/// Most entries one [`BatchSignRequest`] may hold (below the contract's `MAX_BATCH_SIZE` of 1,024).
+pub const MAX_BATCH_SIGN_ENTRIES: usize = 256;
 
 /// Why the operator may do the work: the call is paid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +67,40 @@ pub struct SignedResult {
     pub signature: Bytes,
 }
 
+/// `POST /v1/batches`: sign one batch certificate over calls this operator already signed one by one.
+///
+/// The operator signs `batch_digest(binding, service_id, entries)` (leaves `batch_leaf(entry)` in the given order) only
+/// if every entry is recorded in its signing guard with exactly this inputs hash and result hash: a batch signature
+/// restates what the operator signed, never something new.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchSignRequest {
+    /// [`WIRE_VERSION`].
+    pub version: u32,
+    /// The service every entry belongs to.
+    pub service_id: ServiceId,
+    /// The calls, 1 to [`MAX_BATCH_SIGN_ENTRIES`], no call twice, in leaf order.
+    pub entries: Vec<BatchEntry>,
+}
+
+/// The answer to a [`BatchSignRequest`]: one operator's signature over the batch digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchSignature {
+    /// [`WIRE_VERSION`].
+    pub version: u32,
+    /// The signing operator.
+    pub operator: Address,
+    /// The service.
+    pub service_id: ServiceId,
+    /// `batch_root` of the entries' leaves.
+    pub root: B256,
+    /// Number of entries.
+    pub count: u32,
+    /// 96-byte compressed BLS signature (G2) over `batch_digest(binding, service_id, entries)`.
+    pub signature: Bytes,
+}
+
 /// An error answer of the node API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -112,5 +150,35 @@ mod tests {
         assert_eq!(serde_json::from_str::<JobRequest>(&json).expect("parses"), req);
         let extra = json.replacen('{', r#"{"surprise":true,"#, 1);
         assert!(serde_json::from_str::<JobRequest>(&extra).is_err());
+    }
+
+    #[test]
+    fn batch_bodies_are_camel_case_and_reject_unknown_fields() {
+        let req = BatchSignRequest {
+            version: WIRE_VERSION,
+            service_id: ServiceId(3),
+            entries: vec![BatchEntry {
+                call_id: CallId(U256::from(9)),
+                inputs_hash: B256::repeat_byte(1),
+                result_hash: B256::repeat_byte(2),
+            }],
+        };
+        let json = serde_json::to_string(&req).expect("serializes");
+        assert!(json.contains(r#""serviceId":3"#) && json.contains(r#""inputsHash""#), "{json}");
+        assert_eq!(serde_json::from_str::<BatchSignRequest>(&json).expect("parses"), req);
+        assert!(serde_json::from_str::<BatchSignRequest>(&json.replacen('{', r#"{"x":1,"#, 1)).is_err());
+
+        let sig = BatchSignature {
+            version: WIRE_VERSION,
+            operator: Address::repeat_byte(7),
+            service_id: ServiceId(3),
+            root: B256::repeat_byte(4),
+            count: 1,
+            signature: Bytes::from(vec![0u8; 96]),
+        };
+        let json = serde_json::to_string(&sig).expect("serializes");
+        assert!(json.contains(r#""serviceId":3"#) && json.contains(r#""count":1"#), "{json}");
+        assert_eq!(serde_json::from_str::<BatchSignature>(&json).expect("parses"), sig);
+        assert!(serde_json::from_str::<BatchSignature>(&json.replacen('{', r#"{"x":1,"#, 1)).is_err());
     }
 }

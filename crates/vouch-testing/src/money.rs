@@ -25,7 +25,12 @@ pub struct Split {
 
 /// The split of `price` on `service` among the signers at `slots`, computed from chain state now: weight of a
 /// signer = min(snapshot stake, slashable stake), shares pro rata, commission at the operator's rate.
-pub async fn expected_split(devnet: &Devnet, service: u64, price: U256, slots: &[usize]) -> Result<Split, HarnessError> {
+pub async fn expected_split(
+    devnet: &Devnet,
+    service: u64,
+    price: U256,
+    slots: &[usize],
+) -> Result<Split, HarnessError> {
     let chain = |e: &dyn std::fmt::Display| HarnessError::Chain(e.to_string());
     let c = devnet.address_book().contracts;
     let provider = devnet.read_provider();

@@ -2,6 +2,7 @@
 //! running the echo blueprint.
 
 mod api;
+mod batches;
 mod faults;
 mod settle;
 

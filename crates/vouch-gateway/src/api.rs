@@ -1,0 +1,385 @@
+//! The gateway's HTTP API (`docs/gateway.md`):
+//!
+//! - `GET /v1/services` — the catalogue: services, their jobs and prices, the stake behind them;
+//! - `POST /v1/services/{id}/jobs/{job}` — a paid call: `402` with `PAYMENT-REQUIRED` without payment; with a valid
+//!   `PAYMENT-SIGNATURE` the request is recorded, fanned out, and answered `200` with the output, the certificate and
+//!   `PAYMENT-RESPONSE` as soon as a quorum agrees. Nothing is charged for a call that is refused or fails: the
+//!   authorization is collected on chain only together with the certificate (`settlePaidBatch`).
+//! - the x402 facilitator endpoints `/verify`, `/settle`, `/supported`.
+
+use std::{sync::Arc, time::Duration};
+
+use alloy_primitives::{U256, keccak256};
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Path, State, rejection::BytesRejection},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use vouch_contracts::{TokenDomain, view::ChainView};
+use vouch_primitives::{
+    ServiceId, paid_call_id,
+    wire::{JobRequest, PaymentProof, WIRE_VERSION},
+};
+
+use crate::{
+    catalogue::Catalogue,
+    fanout::{FanOut, FanOutOutcome},
+    store::{PaidRequest, Recorded, RequestStatus, RequestStore, StoreError},
+    x402::{self, Offer, PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, SettlementResponse},
+};
+
+/// Header a client sets to demand a minimum stake at risk behind the result (stake-token base units).
+pub const MIN_STAKE_HEADER: &str = "x-vouch-min-stake";
+/// Header carrying the certificate (standard base64 of its JSON) on a `200`.
+pub const CERTIFICATE_HEADER: &str = "x-vouch-certificate";
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct GatewayState {
+    /// Chain reads.
+    pub chain: ChainView,
+    /// The token's EIP-712 domain.
+    pub token: TokenDomain,
+    /// Services and prices.
+    pub catalogue: Catalogue,
+    /// Durable request log.
+    pub store: RequestStore,
+    /// Operator fan-out.
+    pub fanout: FanOut,
+    /// Seconds added to a job's deadline for `maxTimeoutSeconds` (settlement happens after the answer).
+    pub settlement_margin: Duration,
+    /// Public base URL (for the x402 `resource`).
+    pub public_url: String,
+}
+
+/// A JSON error answer: `{"error":{"code","message"}}`.
+#[derive(Debug)]
+pub struct GatewayError {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl GatewayError {
+    fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into() }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<StoreError> for GatewayError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::PaymentIdConflict(_) => {
+                Self::new(StatusCode::CONFLICT, "payment_identifier_conflict", e.to_string())
+            }
+            e => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store_unavailable", e.to_string()),
+        }
+    }
+}
+
+/// The gateway's router; bodies above `max_body_bytes` get `413 body_too_large`.
+pub fn router(state: Arc<GatewayState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/services", get(services))
+        .route("/v1/services/{service}/jobs/{job}", post(call_job))
+        .fallback(|| async {
+            GatewayError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/gateway.md)")
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn services(State(state): State<Arc<GatewayState>>) -> Result<Json<Value>, GatewayError> {
+    let list = state
+        .catalogue
+        .list()
+        .await
+        .map_err(|e| GatewayError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string()))?;
+    Ok(Json(json!({ "version": 1, "services": list })))
+}
+
+fn payment_required(offer: &Offer, error: Option<&str>) -> Response {
+    let required = offer.payment_required(error);
+    let mut response = (StatusCode::PAYMENT_REQUIRED, Json(&required)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&x402::encode_header(&required)) {
+        headers.insert(PAYMENT_REQUIRED, v);
+    }
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn call_job(
+    State(state): State<Arc<GatewayState>>,
+    Path((service, job)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Response, GatewayError> {
+    let service_id: u64 = service.parse().map_err(|_| {
+        GatewayError::new(StatusCode::BAD_REQUEST, "invalid_service_id", format!("{service:?} is not a service id"))
+    })?;
+    let job_index: u8 = job.parse().map_err(|_| {
+        GatewayError::new(StatusCode::BAD_REQUEST, "invalid_job_index", format!("{job:?} is not a job index (0-255)"))
+    })?;
+    let unavailable =
+        |e: &dyn std::fmt::Display| GatewayError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string());
+    let info = state.chain.service(ServiceId(service_id)).await.map_err(|e| unavailable(&e))?.ok_or_else(|| {
+        GatewayError::new(StatusCode::NOT_FOUND, "unknown_service", format!("unknown service {service_id}"))
+    })?;
+    if info.status != vouch_contracts::view::SERVICE_ACTIVE {
+        return Err(GatewayError::new(
+            StatusCode::CONFLICT,
+            "service_not_active",
+            format!("service {service_id} is not active"),
+        ));
+    }
+    let terms = *info.jobs.get(usize::from(job_index)).ok_or_else(|| {
+        GatewayError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_job",
+            format!("service {service_id} has no job {job_index} (it has {})", info.jobs.len()),
+        )
+    })?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            GatewayError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is too large: {e}"),
+            )
+        } else {
+            GatewayError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())
+        }
+    })?;
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        return Err(GatewayError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not JSON: {e}")));
+    }
+    if let Some(min) = headers.get(MIN_STAKE_HEADER) {
+        let min: U256 = min.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            GatewayError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_min_stake",
+                format!("{MIN_STAKE_HEADER} must be a decimal integer"),
+            )
+        })?;
+        let reachable = info.total_stake;
+        if min > reachable {
+            return Err(GatewayError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "insufficient_stake",
+                format!("service {service_id} has {reachable} stake in all; {min} cannot be at risk behind one result"),
+            ));
+        }
+    }
+    let offer = Offer {
+        chain_id: state.chain.binding().chain_id,
+        token: state.token.clone(),
+        pay_to: state.chain.binding().contract,
+        amount: U256::from(terms.price),
+        max_timeout_seconds: u64::from(terms.deadline) + state.settlement_margin.as_secs(),
+        resource_url: format!("{}/v1/services/{service_id}/jobs/{job_index}", state.public_url.trim_end_matches('/')),
+        description: format!("job {job_index} of Vouch service {service_id}"),
+    };
+    let Some(signature_header) = headers.get(PAYMENT_SIGNATURE) else {
+        return Ok(payment_required(&offer, None));
+    };
+    let header = signature_header.to_str().map_err(|_| {
+        GatewayError::new(StatusCode::BAD_REQUEST, "invalid_payload", "PAYMENT-SIGNATURE is not ASCII base64")
+    })?;
+    let payload =
+        x402::decode_payment_signature(header).map_err(|e| GatewayError::new(status(e.status), e.code, e.message))?;
+    let payment_id =
+        x402::payment_identifier(&payload).map_err(|e| GatewayError::new(status(e.status), e.code, e.message))?;
+    let now = state.chain.now().await.map_err(|e| unavailable(&e))?;
+    let auth = payload.payload.authorization;
+    let call_id = paid_call_id(ServiceId(service_id), job_index, auth.from, auth.nonce);
+    // A retry of a request already recorded is answered from the record, never charged twice.
+    if let Some(existing) = state.store.get(call_id)? {
+        return replay(existing);
+    }
+    if let Err(e) = x402::verify(state.chain.provider(), &offer, &payload, now).await {
+        if e.status == 402 {
+            return Ok(payment_required(&offer, Some(e.code)));
+        }
+        return Err(GatewayError::new(status(e.status), e.code, e.message));
+    }
+    let paid = PaidRequest {
+        call_id,
+        service_id: ServiceId(service_id),
+        job_index,
+        inputs: alloy_primitives::Bytes::copy_from_slice(&body),
+        authorization: auth,
+        payment_signature: payload.payload.signature.clone(),
+        payment_id,
+        payload_hash: keccak256(header.as_bytes()),
+    };
+    if let Recorded::Existing(existing) = state.store.record(&paid)? {
+        return replay(*existing);
+    }
+    let request = JobRequest {
+        version: WIRE_VERSION,
+        service_id: ServiceId(service_id),
+        call_id,
+        job_index,
+        inputs: paid.inputs.clone(),
+        payment: PaymentProof::X402 { authorization: auth, signature: paid.payment_signature.clone() },
+    };
+    answer(&state, &info, &request, &offer, &headers).await
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// The stored answer of a request seen before.
+fn replay(existing: crate::store::StoredRequest) -> Result<Response, GatewayError> {
+    match (existing.status, existing.response) {
+        (RequestStatus::Answered | RequestStatus::Settled | RequestStatus::Unpayable, Some(body)) => {
+            let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            Ok(with_certificate_header(Json(value).into_response(), existing.certificate.as_ref()))
+        }
+        (RequestStatus::Failed, _) => Err(GatewayError::new(
+            StatusCode::BAD_GATEWAY,
+            "no_quorum",
+            format!("this payment's call failed earlier and was not charged: {}", existing.error.unwrap_or_default()),
+        )),
+        _ => Err(GatewayError::new(
+            StatusCode::CONFLICT,
+            "request_in_progress",
+            format!("call {} is being answered; retry shortly", existing.request.call_id),
+        )),
+    }
+}
+
+fn with_certificate_header(mut response: Response, certificate: Option<&vouch_primitives::Certificate>) -> Response {
+    if let Some(cert) = certificate
+        && let Ok(json) = serde_json::to_vec(cert)
+        && let Ok(v) = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(json))
+    {
+        response.headers_mut().insert(CERTIFICATE_HEADER, v);
+    }
+    response
+}
+
+async fn answer(
+    state: &GatewayState,
+    info: &vouch_contracts::view::ServiceInfo,
+    request: &JobRequest,
+    offer: &Offer,
+    headers: &HeaderMap,
+) -> Result<Response, GatewayError> {
+    let call_id = request.call_id;
+    let payer = match &request.payment {
+        PaymentProof::X402 { authorization, .. } => authorization.from,
+        PaymentProof::OnChain => alloy_primitives::Address::ZERO,
+    };
+    match state.fanout.run(info, request).await {
+        FanOutOutcome::Quorum { output, certificate, signers, dissent } => {
+            if !dissent.is_empty() {
+                tracing::warn!(call = %call_id, dissenting = dissent.len(), "operators signed another result (kept as evidence)");
+            }
+            if let Some(min) =
+                headers.get(MIN_STAKE_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<U256>().ok())
+                && certificate.stake_at_risk.unwrap_or_default() < min
+            {
+                state.store.set_status(
+                    call_id,
+                    RequestStatus::Failed,
+                    Some("stake at risk below the client's minimum"),
+                )?;
+                return Err(GatewayError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "insufficient_stake",
+                    format!(
+                        "the quorum put {} at risk, below the {min} asked; not charged",
+                        certificate.stake_at_risk.unwrap_or_default()
+                    ),
+                ));
+            }
+            let output_json: Value = serde_json::from_slice(&output)
+                .unwrap_or_else(|_| Value::String(alloy_primitives::hex::encode_prefixed(&output)));
+            let body = json!({
+                "callId": call_id,
+                "output": output_json,
+                "certificate": certificate,
+                "signers": signers,
+            });
+            let text = body.to_string();
+            state.store.answered(call_id, &text, &certificate, &signers)?;
+            let settlement = SettlementResponse {
+                success: true,
+                transaction: String::new(),
+                network: format!("eip155:{}", offer.chain_id),
+                payer: Some(payer),
+                error_reason: None,
+                amount: Some(offer.amount.to_string()),
+            };
+            let mut response = with_certificate_header(Json(body).into_response(), Some(&certificate));
+            if let Ok(v) = HeaderValue::from_str(&x402::encode_header(&settlement)) {
+                response.headers_mut().insert(PAYMENT_RESPONSE, v);
+            }
+            Ok(response)
+        }
+        FanOutOutcome::NoQuorum { replies, errors } => {
+            let reason = format!(
+                "no quorum: {} operator(s) agreed on no result reaching the quorum; failures: {}",
+                replies.len(),
+                errors.iter().map(|(op, e)| format!("{op}: {e}")).collect::<Vec<_>>().join("; ")
+            );
+            state.store.set_status(call_id, RequestStatus::Failed, Some(&reason))?;
+            Err(GatewayError::new(StatusCode::BAD_GATEWAY, "no_quorum", format!("{reason} (not charged)")))
+        }
+    }
+}
+
+/// Finishes requests recorded but not answered (a gateway killed between payment and answer): fans each out again
+/// (the operators' guards return the signatures they gave before) and stores the answer, so a client's retry gets
+/// it; a request with no quorum is marked failed and never charged.
+pub async fn finish_received(state: &GatewayState) -> Result<usize, GatewayError> {
+    let pending = state.store.with_status(RequestStatus::Received, 10_000)?;
+    let mut finished = 0;
+    for stored in pending {
+        let r = stored.request;
+        let Some(info) = state
+            .chain
+            .service(r.service_id)
+            .await
+            .map_err(|e| GatewayError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string()))?
+        else {
+            state.store.set_status(r.call_id, RequestStatus::Failed, Some("unknown service"))?;
+            continue;
+        };
+        let request = JobRequest {
+            version: WIRE_VERSION,
+            service_id: r.service_id,
+            call_id: r.call_id,
+            job_index: r.job_index,
+            inputs: r.inputs.clone(),
+            payment: PaymentProof::X402 { authorization: r.authorization, signature: r.payment_signature.clone() },
+        };
+        let price = info.jobs.get(usize::from(r.job_index)).map(|j| j.price).unwrap_or_default();
+        let offer = Offer {
+            chain_id: state.chain.binding().chain_id,
+            token: state.token.clone(),
+            pay_to: state.chain.binding().contract,
+            amount: U256::from(price),
+            max_timeout_seconds: 0,
+            resource_url: String::new(),
+            description: String::new(),
+        };
+        // The answer goes to the store; the client collects it by retrying with the same payment.
+        let _ = answer(state, &info, &request, &offer, &HeaderMap::new()).await;
+        finished += 1;
+    }
+    Ok(finished)
+}

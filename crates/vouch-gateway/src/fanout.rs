@@ -1,0 +1,168 @@
+//! [`FanOut`]: sends a paid request to every operator of the service at once, verifies each signed reply against
+//! the operator's registered BLS key, groups replies by result, and returns as soon as one group reaches the
+//! service's quorum — with the aggregate certificate. Replies that disagree with the quorum are kept as evidence.
+
+use std::time::Duration;
+
+use alloy_primitives::{Address, Bytes, U256, keccak256};
+use futures_util::{StreamExt, stream::FuturesUnordered};
+use vouch_contracts::view::{ChainView, ServiceInfo};
+use vouch_crypto::{Signature, aggregate_signatures};
+use vouch_primitives::{
+    CERTIFICATE_VERSION, Certificate, ResultRef, result_digest,
+    wire::{ErrorBody, JobRequest, SignedResult},
+};
+
+/// One operator's verified reply.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Its slot in the service.
+    pub slot: usize,
+    /// The signed result.
+    pub signed: SignedResult,
+}
+
+/// What the operators answered.
+#[derive(Debug, Clone)]
+pub enum FanOutOutcome {
+    /// A quorum signed one result.
+    Quorum {
+        /// The output (its hash is the certified result).
+        output: Bytes,
+        /// The certificate.
+        certificate: Certificate,
+        /// The signers' addresses, in slot order.
+        signers: Vec<Address>,
+        /// Verified replies with another result: evidence for a deviation report once the certificate settles.
+        dissent: Vec<Reply>,
+    },
+    /// No result reached the quorum.
+    NoQuorum {
+        /// Verified replies, by result.
+        replies: Vec<Reply>,
+        /// Operators that failed, with why.
+        errors: Vec<(Address, String)>,
+    },
+}
+
+/// Fans requests out to operators.
+#[derive(Debug, Clone)]
+pub struct FanOut {
+    client: reqwest::Client,
+    chain: ChainView,
+}
+
+impl FanOut {
+    /// A fan-out that gives each operator `timeout` to answer.
+    pub fn new(chain: ChainView, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        Self { client, chain }
+    }
+
+    async fn ask(&self, operator: Address, req: &JobRequest) -> Result<SignedResult, String> {
+        let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| e.to_string())?;
+        let url = format!("{}/v1/jobs", endpoint.trim_end_matches('/'));
+        let r = self.client.post(&url).json(req).send().await.map_err(|e| format!("unreachable: {e}"))?;
+        let status = r.status();
+        let body = r.bytes().await.map_err(|e| format!("unreadable answer: {e}"))?;
+        if !status.is_success() {
+            let detail = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|b| format!("{} ({})", b.error.message, b.error.code))
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(format!("{status}: {detail}"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("malformed answer: {e}"))
+    }
+
+    /// Checks `signed` is `slot`'s valid signature over a result of exactly `req`, with an output that hashes to it.
+    fn check(
+        &self,
+        service: &ServiceInfo,
+        slot: usize,
+        req: &JobRequest,
+        signed: &SignedResult,
+    ) -> Result<Signature, String> {
+        let r = &signed.result;
+        if signed.operator != service.operators[slot] {
+            return Err(format!("answered as {}", signed.operator));
+        }
+        if r.service_id != req.service_id || r.call_id != req.call_id || r.inputs_hash != keccak256(&req.inputs) {
+            return Err("signed another call or other inputs".into());
+        }
+        let output = signed.output.as_ref().ok_or("no output")?;
+        if keccak256(output) != r.result_hash {
+            return Err("the output does not hash to the signed result".into());
+        }
+        let key = service.keys.get(slot).copied().flatten().ok_or("no registered BLS key")?;
+        let signature = Signature::from_compressed(&signed.signature).map_err(|e| format!("bad signature: {e}"))?;
+        signature
+            .verify(&key, &result_digest(&self.chain.binding(), r))
+            .map_err(|e| format!("signature does not verify: {e}"))?;
+        Ok(signature)
+    }
+
+    /// Sends `req` to every operator of `service`; returns at the first quorum or when all have answered.
+    pub async fn run(&self, service: &ServiceInfo, req: &JobRequest) -> FanOutOutcome {
+        let mut pending: FuturesUnordered<_> = service
+            .operators
+            .iter()
+            .enumerate()
+            .map(|(slot, op)| async move { (slot, *op, self.ask(*op, req).await) })
+            .collect();
+        let mut replies: Vec<(Reply, Signature)> = Vec::new();
+        let mut errors = Vec::new();
+        while let Some((slot, operator, answer)) = pending.next().await {
+            let signed = match answer.and_then(|s| self.check(service, slot, req, &s).map(|sig| (s, sig))) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::debug!(%operator, call = %req.call_id, error = %e, "operator reply refused");
+                    errors.push((operator, e));
+                    continue;
+                }
+            };
+            let result_hash = signed.0.result.result_hash;
+            replies.push((Reply { slot, signed: signed.0 }, signed.1));
+            let group: Vec<&(Reply, Signature)> =
+                replies.iter().filter(|(r, _)| r.signed.result.result_hash == result_hash).collect();
+            let bitmap = group.iter().fold(U256::ZERO, |b, (r, _)| b | (U256::from(1) << r.slot));
+            if !service.quorum_by_snapshot(bitmap) {
+                continue;
+            }
+            let mut sorted = group.clone();
+            sorted.sort_by_key(|(r, _)| r.slot);
+            let signatures: Vec<Signature> = sorted.iter().map(|(_, s)| *s).collect();
+            let Ok(aggregate) = aggregate_signatures(&signatures) else { continue };
+            let result: ResultRef = sorted[0].0.signed.result;
+            let binding = self.chain.binding();
+            let stake = sorted.iter().map(|(r, _)| service.stakes.get(r.slot).copied().unwrap_or_default()).sum();
+            let certificate = Certificate {
+                version: CERTIFICATE_VERSION,
+                chain_id: binding.chain_id,
+                protocol: binding.contract,
+                service_id: result.service_id.0,
+                call_id: result.call_id.0,
+                inputs_hash: result.inputs_hash,
+                result_hash: result.result_hash,
+                signer_bitmap: bitmap,
+                signature: Bytes::from(aggregate.to_eip2537().to_vec()),
+                batch: None,
+                key_set: None,
+                stake_at_risk: Some(stake),
+            };
+            let output = sorted[0].0.signed.output.clone().unwrap_or_default();
+            let signers = sorted.iter().map(|(r, _)| r.signed.operator).collect();
+            let dissent = replies
+                .iter()
+                .filter(|(r, _)| r.signed.result.result_hash != result_hash)
+                .map(|(r, _)| r.clone())
+                .collect();
+            return FanOutOutcome::Quorum { output, certificate, signers, dissent };
+        }
+        FanOutOutcome::NoQuorum { replies: replies.into_iter().map(|(r, _)| r).collect(), errors }
+    }
+}

@@ -1,0 +1,23 @@
+//! The Vouch gateway (`vouch gateway run`): the front door for customers and AI agents.
+//!
+//! - [`x402`]: x402 v2 (`exact` scheme on the protocol's EIP-3009 token): `PAYMENT-REQUIRED`, `PAYMENT-SIGNATURE`,
+//!   `PAYMENT-RESPONSE`, the requirements a job's price gives, and the facilitator endpoints.
+//! - [`api`]: `GET /v1/services` ([`catalogue`]) and `POST /v1/services/{id}/jobs/{job}`: 402, verify, record
+//!   ([`store`]) before anything else, fan out ([`fanout`]) to the operators, answer with the certificate at quorum.
+//! - [`settlement`]: paid, answered calls go on chain in batches (`VouchProtocol.settlePaidBatch`): payment and
+//!   certificate in one transaction.
+//!
+//! The gateway is an untrusted relay (DESIGN.md §2): it cannot forge certificates (the contract re-checks every
+//! signature) and cannot take payments (they go from the payer to the protocol). It must never depend on the node's
+//! internals or on ML crates.
+
+pub mod api;
+pub mod catalogue;
+pub mod fanout;
+mod gateway;
+mod settle;
+pub mod settlement;
+pub mod store;
+pub mod x402;
+
+pub use gateway::{Gateway, GatewayConfig, GatewayStartError, RunningGateway};

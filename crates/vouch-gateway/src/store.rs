@@ -1,0 +1,412 @@
+//! [`RequestStore`]: every paid request, recorded durably (SQLite, WAL, `synchronous = FULL`) before the gateway
+//! does anything else with it, and moved through `received → answered → settled` (or `failed` / `unpayable`,
+//! never charged). A gateway killed at any point finds its requests here on restart: received ones are fanned out
+//! again (the operators' guards return the signatures they already gave), answered ones are settled.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use rusqlite::{Connection, OptionalExtension, params};
+use vouch_primitives::{CallId, Certificate, ServiceId, wire::TransferAuthorization};
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestStatus {
+    /// Paid (authorization verified) and recorded; not yet answered.
+    Received,
+    /// A quorum certified the result; the answer was (or will be) sent; the payment is to be collected.
+    Answered,
+    /// Collected on chain with its certificate.
+    Settled,
+    /// No quorum, or refused: never charged.
+    Failed,
+    /// Answered, but the authorization could not be collected (expired, used elsewhere): never charged.
+    Unpayable,
+}
+
+impl RequestStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Answered => "answered",
+            Self::Settled => "settled",
+            Self::Failed => "failed",
+            Self::Unpayable => "unpayable",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => Self::Received,
+            "answered" => Self::Answered,
+            "settled" => Self::Settled,
+            "failed" => Self::Failed,
+            "unpayable" => Self::Unpayable,
+            _ => return None,
+        })
+    }
+}
+
+/// A paid request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidRequest {
+    /// `paid_call_id(service, job, payer, nonce)`.
+    pub call_id: CallId,
+    /// The service.
+    pub service_id: ServiceId,
+    /// The job.
+    pub job_index: u8,
+    /// The request body (the job's inputs).
+    pub inputs: Bytes,
+    /// The payment.
+    pub authorization: TransferAuthorization,
+    /// Its signature.
+    pub payment_signature: Bytes,
+    /// The client's `payment-identifier`, if any.
+    pub payment_id: Option<String>,
+    /// Hash of the whole `PAYMENT-SIGNATURE` payload (same id + different payload = conflict).
+    pub payload_hash: B256,
+}
+
+/// A request with its state.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    /// The request.
+    pub request: PaidRequest,
+    /// Where it stands.
+    pub status: RequestStatus,
+    /// The answer sent (JSON), once answered.
+    pub response: Option<String>,
+    /// The certificate, once answered.
+    pub certificate: Option<Certificate>,
+    /// Signers of the certificate.
+    pub signers: Vec<Address>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Settlement transaction.
+    pub settle_tx: Option<B256>,
+}
+
+/// What recording a request found.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    /// Recorded now.
+    New,
+    /// This call (same authorization) was recorded before.
+    Existing(Box<StoredRequest>),
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("request store {path}: {action}: {source}")]
+    Sqlite {
+        /// The database.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The error.
+        source: rusqlite::Error,
+    },
+    /// A stored row does not parse.
+    #[error("request store {path}: corrupt row for {call}: {what}")]
+    Corrupt {
+        /// The database.
+        path: PathBuf,
+        /// The call.
+        call: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The payment identifier was used with another payment.
+    #[error("payment identifier {0:?} was already used with a different payment")]
+    PaymentIdConflict(String),
+}
+
+/// The gateway's durable request log.
+#[derive(Debug, Clone)]
+pub struct RequestStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS requests (
+    call_id BLOB PRIMARY KEY,
+    service_id INTEGER NOT NULL,
+    job_index INTEGER NOT NULL,
+    inputs BLOB NOT NULL,
+    authorization TEXT NOT NULL,
+    payment_signature BLOB NOT NULL,
+    payment_id TEXT UNIQUE,
+    payload_hash BLOB NOT NULL,
+    status TEXT NOT NULL,
+    response TEXT,
+    certificate TEXT,
+    signers TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    settle_tx BLOB,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_status ON requests(status, created_at);
+";
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl RequestStore {
+    /// Opens (creating if missing) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let err = |action| move |source| StoreError::Sqlite { path: path.to_owned(), action, source };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(err("open"))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err("WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err("synchronous"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err("busy timeout"))?;
+        conn.execute_batch(SCHEMA).map_err(err("schema"))?;
+        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn with<T>(
+        &self,
+        action: &'static str,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), action, source })
+    }
+
+    /// Records a paid request before anything is done with it; finds an earlier record of the same call (the same
+    /// authorization) or of the same payment identifier.
+    pub fn record(&self, r: &PaidRequest) -> Result<Recorded, StoreError> {
+        if let Some(id) = &r.payment_id
+            && let Some(existing) = self.by_payment_id(id)?
+        {
+            if existing.request.payload_hash != r.payload_hash {
+                return Err(StoreError::PaymentIdConflict(id.clone()));
+            }
+            return Ok(Recorded::Existing(Box::new(existing)));
+        }
+        if let Some(existing) = self.get(r.call_id)? {
+            return Ok(Recorded::Existing(Box::new(existing)));
+        }
+        let auth = serde_json::to_string(&r.authorization).unwrap_or_default();
+        self.with("record", |c| {
+            c.execute(
+                "INSERT INTO requests (call_id, service_id, job_index, inputs, authorization, payment_signature,
+                 payment_id, payload_hash, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?9)",
+                params![
+                    r.call_id.0.to_be_bytes::<32>().to_vec(),
+                    r.service_id.0.cast_signed(),
+                    r.job_index,
+                    r.inputs.to_vec(),
+                    auth,
+                    r.payment_signature.to_vec(),
+                    r.payment_id,
+                    r.payload_hash.to_vec(),
+                    now()
+                ],
+            )
+        })?;
+        Ok(Recorded::New)
+    }
+
+    /// Records the answer: the response body, the certificate and its signers.
+    pub fn answered(
+        &self,
+        call: CallId,
+        response: &str,
+        certificate: &Certificate,
+        signers: &[Address],
+    ) -> Result<(), StoreError> {
+        let cert = serde_json::to_string(certificate).unwrap_or_default();
+        let signers = serde_json::to_string(signers).unwrap_or_default();
+        self.with("answered", |c| {
+            c.execute(
+                "UPDATE requests SET status = 'answered', response = ?2, certificate = ?3, signers = ?4,
+                 updated_at = ?5 WHERE call_id = ?1 AND status = 'received'",
+                params![call.0.to_be_bytes::<32>().to_vec(), response, cert, signers, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Sets the status (and an error) of `call`.
+    pub fn set_status(&self, call: CallId, status: RequestStatus, error: Option<&str>) -> Result<(), StoreError> {
+        self.with("set status", |c| {
+            c.execute(
+                "UPDATE requests SET status = ?2, error = COALESCE(?3, error), updated_at = ?4 WHERE call_id = ?1",
+                params![call.0.to_be_bytes::<32>().to_vec(), status.as_str(), error, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Marks calls settled by `tx`.
+    pub fn settled(&self, calls: &[CallId], tx: B256) -> Result<(), StoreError> {
+        self.with("settled", |c| {
+            let t = c.transaction()?;
+            for call in calls {
+                t.execute(
+                    "UPDATE requests SET status = 'settled', settle_tx = ?2, updated_at = ?3 WHERE call_id = ?1",
+                    params![call.0.to_be_bytes::<32>().to_vec(), tx.to_vec(), now()],
+                )?;
+            }
+            t.commit()
+        })
+    }
+
+    /// The request of `call`.
+    pub fn get(&self, call: CallId) -> Result<Option<StoredRequest>, StoreError> {
+        self.query_one("WHERE call_id = ?1", call.0.to_be_bytes::<32>().to_vec())
+    }
+
+    /// The request with payment identifier `id`.
+    pub fn by_payment_id(&self, id: &str) -> Result<Option<StoredRequest>, StoreError> {
+        self.query_one("WHERE payment_id = ?1", id.to_owned())
+    }
+
+    /// Requests with `status`, oldest first, at most `limit`.
+    pub fn with_status(&self, status: RequestStatus, limit: usize) -> Result<Vec<StoredRequest>, StoreError> {
+        let rows = self.with("list", |c| {
+            let mut st = c.prepare(&format!("{COLUMNS} WHERE status = ?1 ORDER BY created_at, rowid LIMIT ?2"))?;
+            st.query_map(params![status.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)], Row::read)?
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        rows.into_iter().map(|r| r.parse(&self.path)).collect()
+    }
+
+    fn query_one<P: rusqlite::ToSql>(&self, filter: &str, param: P) -> Result<Option<StoredRequest>, StoreError> {
+        let row =
+            self.with("get", |c| c.query_row(&format!("{COLUMNS} {filter}"), params![param], Row::read).optional())?;
+        row.map(|r| r.parse(&self.path)).transpose()
+    }
+}
+
+const COLUMNS: &str = "SELECT call_id, service_id, job_index, inputs, authorization, payment_signature, payment_id,
+    payload_hash, status, response, certificate, signers, error, settle_tx FROM requests";
+
+struct Row {
+    call_id: Vec<u8>,
+    service_id: i64,
+    job_index: u8,
+    inputs: Vec<u8>,
+    authorization: String,
+    payment_signature: Vec<u8>,
+    payment_id: Option<String>,
+    payload_hash: Vec<u8>,
+    status: String,
+    response: Option<String>,
+    certificate: Option<String>,
+    signers: String,
+    error: Option<String>,
+    settle_tx: Option<Vec<u8>>,
+}
+
+impl Row {
+    fn read(r: &rusqlite::Row<'_>) -> Result<Self, rusqlite::Error> {
+        Ok(Self {
+            call_id: r.get(0)?,
+            service_id: r.get(1)?,
+            job_index: r.get(2)?,
+            inputs: r.get(3)?,
+            authorization: r.get(4)?,
+            payment_signature: r.get(5)?,
+            payment_id: r.get(6)?,
+            payload_hash: r.get(7)?,
+            status: r.get(8)?,
+            response: r.get(9)?,
+            certificate: r.get(10)?,
+            signers: r.get(11)?,
+            error: r.get(12)?,
+            settle_tx: r.get(13)?,
+        })
+    }
+
+    fn parse(self, path: &Path) -> Result<StoredRequest, StoreError> {
+        let call = alloy_primitives::hex::encode_prefixed(&self.call_id);
+        let corrupt = |what: &str| StoreError::Corrupt { path: path.to_owned(), call: call.clone(), what: what.into() };
+        let word = |b: &[u8]| <[u8; 32]>::try_from(b).ok();
+        let call_id = CallId(U256::from_be_bytes(word(&self.call_id).ok_or_else(|| corrupt("call id"))?));
+        let authorization =
+            serde_json::from_str(&self.authorization).map_err(|e| corrupt(&format!("authorization: {e}")))?;
+        let certificate = match &self.certificate {
+            Some(c) => Some(serde_json::from_str(c).map_err(|e| corrupt(&format!("certificate: {e}")))?),
+            None => None,
+        };
+        Ok(StoredRequest {
+            request: PaidRequest {
+                call_id,
+                service_id: ServiceId(self.service_id.cast_unsigned()),
+                job_index: self.job_index,
+                inputs: Bytes::from(self.inputs),
+                authorization,
+                payment_signature: Bytes::from(self.payment_signature),
+                payment_id: self.payment_id,
+                payload_hash: B256::from(word(&self.payload_hash).ok_or_else(|| corrupt("payload hash"))?),
+            },
+            status: RequestStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            response: self.response,
+            certificate,
+            signers: serde_json::from_str(&self.signers).map_err(|e| corrupt(&format!("signers: {e}")))?,
+            error: self.error,
+            settle_tx: self.settle_tx.as_deref().and_then(word).map(B256::from),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(n: u8) -> PaidRequest {
+        PaidRequest {
+            call_id: CallId(U256::from(n) << 200),
+            service_id: ServiceId(1),
+            job_index: 0,
+            inputs: Bytes::from_static(b"{}"),
+            authorization: TransferAuthorization {
+                from: Address::repeat_byte(1),
+                to: Address::repeat_byte(2),
+                value: U256::from(10),
+                valid_after: U256::ZERO,
+                valid_before: U256::from(99),
+                nonce: B256::repeat_byte(n),
+            },
+            payment_signature: Bytes::from_static(&[1; 65]),
+            payment_id: Some(format!("payment-id-{n:016}")),
+            payload_hash: B256::repeat_byte(n),
+        }
+    }
+
+    #[test]
+    fn records_once_and_survives_reopening() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("gateway.sqlite");
+        let store = RequestStore::open(&path)?;
+        assert!(matches!(store.record(&request(1))?, Recorded::New));
+        assert!(matches!(store.record(&request(1))?, Recorded::Existing(_)));
+        let mut other = request(1);
+        other.payload_hash = B256::repeat_byte(9);
+        assert!(matches!(store.record(&other), Err(StoreError::PaymentIdConflict(_))));
+        drop(store);
+        let store = RequestStore::open(&path)?;
+        let got = store.get(request(1).call_id)?.ok_or("stored")?;
+        assert_eq!(got.request, request(1));
+        assert_eq!(got.status, RequestStatus::Received);
+        assert_eq!(store.with_status(RequestStatus::Received, 10)?.len(), 1);
+        store.set_status(request(1).call_id, RequestStatus::Failed, Some("no quorum"))?;
+        assert_eq!(store.get(request(1).call_id)?.ok_or("stored")?.error.as_deref(), Some("no quorum"));
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! Gateway tests against a real anvil with in-process nodes.
+
+mod common;
+mod e2e;
+mod interop;
+mod settlement;
+mod x402;
