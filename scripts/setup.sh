@@ -5,6 +5,8 @@
 #   Foundry 1.7.1 (forge, anvil, cast)  npm @foundry-rs/*-linux-amd64, pinned in package-lock.json
 #   solc 0.8.30                         npm solc (solc-js) behind tools/solc/solc, the adapter forge runs
 #   OpenZeppelin Contracts 5.4          npm @openzeppelin/contracts
+#   official x402 clients (interop)     npm @x402/fetch + @x402/evm 2.27 and viem; PyPI x402 2.25 in .venv/,
+#                                       pinned by tests/interop/requirements.txt
 #   Rust toolchain components           rustfmt, clippy (rustup)
 #
 # Afterwards `source scripts/env.sh` puts the tools on PATH.
@@ -25,9 +27,21 @@ fi
 stamp="node_modules/.vouch-setup-stamp"
 want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  say "installing Node packages (Foundry, solc-js, OpenZeppelin)"
+  say "installing Node packages (Foundry, solc-js, OpenZeppelin, x402 clients)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
+fi
+
+# --- The official x402 Python client for tests/interop, pinned; reinstalled only when the pins change ---
+pystamp=".venv/.vouch-setup-stamp"
+pywant="$(sha256sum tests/interop/requirements.txt | cut -d' ' -f1)"
+if [[ ! -f "$pystamp" || "$(cat "$pystamp")" != "$pywant" ]]; then
+  say "installing the x402 Python client into .venv/"
+  command -v python3 >/dev/null 2>&1 || { say "python3 not found: install Python 3.10+ (Debian: apt-get install python3 python3-venv)"; exit 1; }
+  rm -rf .venv
+  python3 -m venv .venv || { say "python3 -m venv failed: install the venv module (Debian: apt-get install python3-venv)"; exit 1; }
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r tests/interop/requirements.txt
+  echo "$pywant" > "$pystamp"
 fi
 
 # --- Check what we installed actually runs, with the versions we pinned ---

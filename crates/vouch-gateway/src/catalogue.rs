@@ -52,11 +52,14 @@ pub struct ServiceListing {
     pub jobs: Vec<JobListing>,
 }
 
+/// A listing and when it was read.
+type Cached = Arc<Mutex<Option<(Instant, Vec<ServiceListing>)>>>;
+
 /// Cached listing of active services.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     chain: ChainView,
-    cache: Arc<Mutex<Option<(Instant, Vec<ServiceListing>)>>>,
+    cache: Cached,
 }
 
 impl Catalogue {

@@ -30,7 +30,7 @@ pub enum FanOutOutcome {
         /// The output (its hash is the certified result).
         output: Bytes,
         /// The certificate.
-        certificate: Certificate,
+        certificate: Box<Certificate>,
         /// The signers' addresses, in slot order.
         signers: Vec<Address>,
         /// Verified replies with another result: evidence for a deviation report once the certificate settles.
@@ -161,7 +161,7 @@ impl FanOut {
                 .filter(|(r, _)| r.signed.result.result_hash != result_hash)
                 .map(|(r, _)| r.clone())
                 .collect();
-            return FanOutOutcome::Quorum { output, certificate, signers, dissent };
+            return FanOutOutcome::Quorum { output, certificate: Box::new(certificate), signers, dissent };
         }
         FanOutOutcome::NoQuorum { replies: replies.into_iter().map(|(r, _)| r).collect(), errors }
     }

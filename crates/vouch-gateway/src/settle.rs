@@ -14,6 +14,7 @@ use crate::{
     store::{RequestStatus, RequestStore},
 };
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(store_error)`
 fn store_error(e: crate::store::StoreError) -> SettlementError {
     SettlementError::Store(e.to_string())
 }

@@ -493,18 +493,22 @@ mod tests {
 
     #[test]
     fn x402_headers_refuse_url_safe_and_unpadded_base64() {
-        // JSON whose standard base64 contains '+' and '/', so the URL-safe form differs.
-        let payload = payload();
+        // A payment whose standard base64 contains '+' or '/', so that its URL-safe form differs.
+        let (payload, standard) = (0..3)
+            .map(|pad| {
+                let mut payload = payload();
+                payload.resource = Some(ResourceInfo {
+                    url: "http://localhost/x".into(),
+                    description: Some(format!("{}???~~~>>>", "x".repeat(pad))),
+                    mime_type: None,
+                });
+                let header = encode_header(&payload);
+                (payload, header)
+            })
+            .find(|(_, header)| header.contains('+') || header.contains('/'))
+            .expect("'?', '~' and '>' give '+' or '/' at some alignment");
+        assert_eq!(decode_payment_signature(&standard).expect("standard"), payload);
         let json = serde_json::to_vec(&payload).expect("json");
-        let mut probe = json.clone();
-        let standard = loop {
-            let s = BASE64.encode(&probe);
-            if s.contains('+') || s.contains('/') {
-                break s;
-            }
-            probe.push(b' ');
-        };
-        assert!(decode_payment_signature(&standard).is_ok());
         let url_safe = standard.replace('+', "-").replace('/', "_");
         let err = decode_payment_signature(&url_safe).expect_err("URL-safe is refused");
         assert_eq!((err.status, err.code), (400, "invalid_payload"));

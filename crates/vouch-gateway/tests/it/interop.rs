@@ -25,44 +25,55 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
-/// The program and script of one official client, checked to be installed.
-fn client(which: &str) -> Result<(PathBuf, Vec<PathBuf>), Box<dyn std::error::Error>> {
-    let root = repo_root();
-    let (program, script, installed) = match which {
-        "node" => (
-            PathBuf::from("node"),
-            root.join("tests/interop/x402-fetch.mjs"),
-            root.join("node_modules/@x402/fetch/package.json"),
-        ),
-        "python" => {
-            (root.join(".venv/bin/python"), root.join("tests/interop/x402_client.py"), root.join(".venv/bin/python"))
-        }
-        _ => unreachable!(),
-    };
-    if !installed.exists() {
-        return Err(format!(
-            "{} is missing: run scripts/setup.sh to install the official x402 clients",
-            installed.display()
-        )
-        .into());
-    }
-    Ok((program, vec![script]))
+/// One of the official x402 clients, as a script under tests/interop/.
+#[derive(Debug, Clone, Copy)]
+enum Official {
+    /// `@x402/fetch` + `@x402/evm` on Node (tests/interop/x402-fetch.mjs).
+    TypeScript,
+    /// PyPI `x402` with httpx (tests/interop/x402_client.py).
+    Python,
 }
 
-/// Runs `which` client against job 0 as a fresh payer holding `funds`, and returns its JSON report
+impl Official {
+    /// The command that runs the script, checked to be installed.
+    fn command(self) -> Result<Command, Box<dyn std::error::Error>> {
+        let root = repo_root();
+        let (program, script, installed) = match self {
+            Self::TypeScript => (
+                PathBuf::from("node"),
+                root.join("tests/interop/x402-fetch.mjs"),
+                root.join("node_modules/@x402/fetch/package.json"),
+            ),
+            Self::Python => {
+                let python = root.join(".venv/bin/python");
+                (python.clone(), root.join("tests/interop/x402_client.py"), python)
+            }
+        };
+        if !installed.exists() {
+            return Err(format!(
+                "{} is missing: run scripts/setup.sh to install the official x402 clients",
+                installed.display()
+            )
+            .into());
+        }
+        let mut command = Command::new(program);
+        command.arg(script).current_dir(root);
+        Ok(command)
+    }
+}
+
+/// Runs the `which` client against job 0 as a fresh payer holding `funds`, and returns its JSON report
 /// (`{status, answer, paymentResponse}`), its exit success, and the payer's address.
 async fn run_client(
     setup: &Setup,
-    which: &str,
+    which: Official,
     funds: U256,
     max_amount: U256,
 ) -> Result<(Value, bool, alloy_primitives::Address, String), Box<dyn std::error::Error>> {
     let devnet = setup.net.devnet();
     let payer = devnet.new_account(&Funding { usd: funds, ..Funding::default() }).await?;
-    let (program, args) = client(which)?;
-    let mut child = Command::new(&program)
-        .args(&args)
-        .current_dir(repo_root())
+    let mut child = which
+        .command()?
         .env("URL", setup.job_url(vouch_echo::ECHO))
         .env("PRIVATE_KEY", hex::encode_prefixed(payer.to_bytes()))
         .env("TOKEN", devnet.address_book().contracts.vouch_usd.to_checksum(None))
@@ -72,7 +83,7 @@ async fn run_client(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e} (run scripts/setup.sh)", program.display()))?;
+        .map_err(|e| format!("cannot start the {which:?} client: {e} (run scripts/setup.sh)"))?;
     // Drain both pipes while the script runs, so a chatty script cannot block on a full pipe.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -84,14 +95,14 @@ async fn run_client(
         if tokio::time::Instant::now() > deadline {
             child.kill()?;
             child.wait()?;
-            return Err(format!("{which} client did not finish in {SCRIPT_TIMEOUT:?}").into());
+            return Err(format!("{which:?} client did not finish in {SCRIPT_TIMEOUT:?}").into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let stdout = stdout.join().map_err(|_| "stdout reader panicked")?;
     let stderr = stderr.join().map_err(|_| "stderr reader panicked")?;
     let report: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
-        format!("{which} client printed no JSON ({e}); exit {status}\nstdout: {stdout}\nstderr: {stderr}")
+        format!("{which:?} client printed no JSON ({e}); exit {status}\nstdout: {stdout}\nstderr: {stderr}")
     })?;
     Ok((report, status.success(), payer.address(), stderr))
 }
@@ -109,37 +120,37 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<S
 
 /// One official client pays for an echo call: 200 with the echoed output and a 3-signer certificate, a successful
 /// `PAYMENT-RESPONSE`, and after settlement the payer is charged exactly the price, once.
-async fn official_client_pays(which: &str) -> TestResult {
+async fn official_client_pays(which: Official) -> TestResult {
     let setup = Setup::start(6_667).await?;
     let devnet = setup.net.devnet();
     let price = U256::from(devnet.jobs()[usize::from(vouch_echo::ECHO)].price);
     let funds = price * U256::from(10u64);
 
     let (report, ok, payer, stderr) = run_client(&setup, which, funds, price).await?;
-    assert!(ok && report["status"] == 200, "{which} client failed: {report}\nstderr: {stderr}");
+    assert!(ok && report["status"] == 200, "{which:?} client failed: {report}\nstderr: {stderr}");
     let answer = &report["answer"];
-    assert_eq!(answer["output"], json!({ "message": MESSAGE }), "{which}: the echo job's output");
+    assert_eq!(answer["output"], json!({ "message": MESSAGE }), "{which:?}: the echo job's output");
     let cert: Certificate = serde_json::from_value(answer["certificate"].clone())?;
-    assert_eq!(cert.signer_bitmap.count_ones(), 3, "{which}: all 3 operators signed");
+    assert_eq!(cert.signer_bitmap.count_ones(), 3, "{which:?}: all 3 operators signed");
 
     let settlement = &report["paymentResponse"];
-    assert_eq!(settlement["success"], true, "{which}: PAYMENT-RESPONSE {settlement}");
+    assert_eq!(settlement["success"], true, "{which:?}: PAYMENT-RESPONSE {settlement}");
     assert_eq!(settlement["network"], format!("eip155:{}", devnet.chain_id()));
     if let Some(p) = settlement["payer"].as_str() {
-        assert_eq!(p.to_lowercase(), payer.to_string().to_lowercase(), "{which}: PAYMENT-RESPONSE payer");
+        assert_eq!(p.to_lowercase(), payer.to_string().to_lowercase(), "{which:?}: PAYMENT-RESPONSE payer");
     }
 
     wait_settled(&setup, CallId(cert.call_id)).await?;
-    assert_eq!(setup.usd(payer).await, funds - price, "{which}: charged exactly the price, once");
+    assert_eq!(setup.usd(payer).await, funds - price, "{which:?}: charged exactly the price, once");
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_typescript_client_pays_and_gets_a_certified_answer() -> TestResult {
-    official_client_pays("node").await
+    official_client_pays(Official::TypeScript).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_client_pays_and_gets_a_certified_answer() -> TestResult {
-    official_client_pays("python").await
+    official_client_pays(Official::Python).await
 }
