@@ -203,9 +203,13 @@ async fn call_job(
     let now = state.chain.now().await.map_err(|e| unavailable(&e))?;
     let auth = payload.payload.authorization;
     let call_id = paid_call_id(ServiceId(service_id), job_index, auth.from, auth.nonce);
-    // A retry of a request already recorded is answered from the record, never charged twice.
-    if let Some(existing) = state.store.get(call_id)? {
-        return replay(existing);
+    // A retry of a request already recorded (same authorization, same call, same inputs) is answered from the
+    // record and never charged twice; the same authorization for anything else is a replayed nonce.
+    if let Some(existing) = state.store.by_authorization(&auth)? {
+        if existing.request.call_id == call_id && existing.request.inputs.as_ref() == body.as_ref() {
+            return replay(existing);
+        }
+        return Ok(payment_required(&offer, Some("invalid_exact_evm_nonce_already_used")));
     }
     if let Err(e) = x402::verify(state.chain.provider(), &offer, &payload, now).await {
         if e.status == 402 {

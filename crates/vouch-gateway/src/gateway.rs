@@ -129,20 +129,23 @@ impl Gateway {
             settlement_margin: Duration::from_secs(config.settlement_margin_secs),
             public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
         });
-        let wallet = ProviderBuilder::new()
+        let signing = ProviderBuilder::new()
             .disable_recommended_fillers()
             .with_gas_estimation()
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(submitter))
-            .connect_provider(provider.clone())
-            .erased();
+            .connect_provider(provider.clone());
+        let facilitator =
+            crate::x402::FacilitatorState::new(provider.clone(), state.token.clone(), book.contracts.protocol)
+                .with_wallet(signing.clone());
+        let wallet = signing.erased();
         let (shutdown, rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         let mut tasks = Vec::new();
-        let app = api::router(state.clone(), config.max_body_bytes);
+        let app = api::router(state.clone(), config.max_body_bytes).merge(crate::x402::facilitator_router(facilitator));
         let stop = stopped(rx.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {

@@ -144,6 +144,7 @@ CREATE TABLE IF NOT EXISTS requests (
     authorization TEXT NOT NULL,
     payment_signature BLOB NOT NULL,
     payment_id TEXT UNIQUE,
+    auth_key BLOB NOT NULL UNIQUE,
     payload_hash BLOB NOT NULL,
     status TEXT NOT NULL,
     response TEXT,
@@ -196,15 +197,15 @@ impl RequestStore {
             }
             return Ok(Recorded::Existing(Box::new(existing)));
         }
-        if let Some(existing) = self.get(r.call_id)? {
+        if let Some(existing) = self.by_authorization(&r.authorization)? {
             return Ok(Recorded::Existing(Box::new(existing)));
         }
         let auth = serde_json::to_string(&r.authorization).unwrap_or_default();
         self.with("record", |c| {
             c.execute(
                 "INSERT INTO requests (call_id, service_id, job_index, inputs, authorization, payment_signature,
-                 payment_id, payload_hash, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?9)",
+                 payment_id, payload_hash, status, created_at, updated_at, auth_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?9, ?10)",
                 params![
                     r.call_id.0.to_be_bytes::<32>().to_vec(),
                     r.service_id.0.cast_signed(),
@@ -214,7 +215,8 @@ impl RequestStore {
                     r.payment_signature.to_vec(),
                     r.payment_id,
                     r.payload_hash.to_vec(),
-                    now()
+                    now(),
+                    auth_key(&r.authorization).to_vec()
                 ],
             )
         })?;
@@ -271,6 +273,11 @@ impl RequestStore {
         self.query_one("WHERE call_id = ?1", call.0.to_be_bytes::<32>().to_vec())
     }
 
+    /// The request paid by this authorization (`from`, `nonce`), whatever call it was for.
+    pub fn by_authorization(&self, auth: &TransferAuthorization) -> Result<Option<StoredRequest>, StoreError> {
+        self.query_one("WHERE auth_key = ?1", auth_key(auth).to_vec())
+    }
+
     /// The request with payment identifier `id`.
     pub fn by_payment_id(&self, id: &str) -> Result<Option<StoredRequest>, StoreError> {
         self.query_one("WHERE payment_id = ?1", id.to_owned())
@@ -291,6 +298,14 @@ impl RequestStore {
             self.with("get", |c| c.query_row(&format!("{COLUMNS} {filter}"), params![param], Row::read).optional())?;
         row.map(|r| r.parse(&self.path)).transpose()
     }
+}
+
+/// `keccak256(from ‖ nonce)`: one authorization pays for at most one request.
+fn auth_key(auth: &TransferAuthorization) -> B256 {
+    let mut buf = [0u8; 52];
+    buf[..20].copy_from_slice(auth.from.as_slice());
+    buf[20..].copy_from_slice(auth.nonce.as_slice());
+    alloy_primitives::keccak256(buf)
 }
 
 const COLUMNS: &str = "SELECT call_id, service_id, job_index, inputs, authorization, payment_signature, payment_id,

@@ -3,5 +3,6 @@
 mod common;
 mod e2e;
 mod interop;
+mod refusals;
 mod settlement;
 mod x402;
