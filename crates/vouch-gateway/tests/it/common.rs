@@ -25,9 +25,16 @@ pub(crate) struct Setup {
 
 impl Setup {
     pub(crate) async fn start(quorum_bps: u16) -> Result<Self, Box<dyn std::error::Error>> {
+        Self::start_with(vouch_echo::router(), quorum_bps).await
+    }
+
+    /// Nodes running `router`.
+    pub(crate) async fn start_with(
+        router: vouch_sdk::Router,
+        quorum_bps: u16,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         // The nodes' chain watchers stay out of the way: gateway calls never open on chain before settlement.
-        let net =
-            TestNetwork::builder(vouch_echo::router()).quorum_bps(quorum_bps).confirmations(1_000).start().await?;
+        let net = TestNetwork::builder(router).quorum_bps(quorum_bps).confirmations(1_000).start().await?;
         let dir = tempfile::tempdir()?;
         let submitter = net
             .devnet()
