@@ -54,6 +54,8 @@ pub struct GatewayState {
     pub settlement_margin: Duration,
     /// Public base URL (for the x402 `resource`).
     pub public_url: String,
+    /// Models served on the OpenAI-compatible routes.
+    pub openai: Vec<crate::openai::OpenAiModel>,
 }
 
 /// A JSON error answer: `{"error":{"code","message"}}`.
@@ -65,7 +67,7 @@ pub struct GatewayError {
 }
 
 impl GatewayError {
-    fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
         Self { status, code: code.into(), message: message.into() }
     }
 }
@@ -92,6 +94,8 @@ pub fn router(state: Arc<GatewayState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/services", get(services))
         .route("/v1/services/{service}/jobs/{job}", post(call_job))
+        .route("/v1/embeddings", post(crate::openai::embeddings))
+        .route("/v1/chat/completions", post(crate::openai::chat_completions))
         .fallback(|| async {
             GatewayError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/gateway.md)")
         })
@@ -131,6 +135,18 @@ async fn call_job(
     let job_index: u8 = job.parse().map_err(|_| {
         GatewayError::new(StatusCode::BAD_REQUEST, "invalid_job_index", format!("{job:?} is not a job index (0-255)"))
     })?;
+    paid_job(&state, service_id, job_index, &headers, body).await
+}
+
+/// The paid-call flow for job `job_index` of `service_id`: 402 without payment; with a valid payment, record, fan
+/// out, answer `{callId, output, certificate, signers}` at quorum. Shared by the native and OpenAI-compatible routes.
+pub(crate) async fn paid_job(
+    state: &Arc<GatewayState>,
+    service_id: u64,
+    job_index: u8,
+    headers: &HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Response, GatewayError> {
     let unavailable =
         |e: &dyn std::fmt::Display| GatewayError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string());
     let info = state.chain.service(ServiceId(service_id)).await.map_err(|e| unavailable(&e))?.ok_or_else(|| {
@@ -238,7 +254,7 @@ async fn call_job(
         inputs: paid.inputs.clone(),
         payment: PaymentProof::X402 { authorization: auth, signature: paid.payment_signature.clone() },
     };
-    answer(&state, &info, &request, &offer, &headers).await
+    answer(state, &info, &request, &offer, headers).await
 }
 
 fn status(code: u16) -> StatusCode {

@@ -40,6 +40,8 @@ pub struct GatewayConfig {
     pub max_batch: usize,
     /// Longest a paid, answered call waits for its settlement transaction, milliseconds.
     pub max_batch_delay_ms: u64,
+    /// Models served on `/v1/embeddings` and `/v1/chat/completions` (`[[openai]]` tables).
+    pub openai: Vec<crate::openai::OpenAiModel>,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +56,7 @@ impl Default for GatewayConfig {
             settlement_margin_secs: 600,
             max_batch: 100,
             max_batch_delay_ms: 2_000,
+            openai: Vec::new(),
         }
     }
 }
@@ -128,6 +131,7 @@ impl Gateway {
             fanout: FanOut::new(chain.clone(), Duration::from_secs(config.operator_timeout_secs.max(1))),
             settlement_margin: Duration::from_secs(config.settlement_margin_secs),
             public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
+            openai: config.openai.clone(),
         });
         let signing = ProviderBuilder::new()
             .disable_recommended_fillers()

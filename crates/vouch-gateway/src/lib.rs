@@ -15,6 +15,7 @@ pub mod api;
 pub mod catalogue;
 pub mod fanout;
 mod gateway;
+pub mod openai;
 mod settle;
 pub mod settlement;
 pub mod store;

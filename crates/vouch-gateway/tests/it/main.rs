@@ -4,6 +4,7 @@ mod common;
 mod e2e;
 mod faults;
 mod interop;
+mod openai;
 mod refusals;
 mod settlement;
 mod x402;
