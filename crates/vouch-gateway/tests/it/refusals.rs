@@ -119,3 +119,38 @@ async fn b_call(setup: &Setup) -> Result<U256, Box<dyn std::error::Error>> {
     }
     Err("no answered request".into())
 }
+
+/// Adds the `payment-identifier` extension with `id` to an encoded payment.
+fn with_payment_id(header: &str, id: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let mut payload: Value = serde_json::from_slice(&STANDARD.decode(header)?)?;
+    payload["extensions"] = serde_json::json!({ "payment-identifier": { "info": { "required": false, "id": id } } });
+    Ok(STANDARD.encode(serde_json::to_vec(&payload)?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_identifier_replays_the_answer_and_refuses_another_payment() -> TestResult {
+    let setup = Setup::start(6_667).await?;
+    let customer = setup.net.devnet().customer().signer();
+    let url = setup.job_url(0);
+    let body = br#"{"message":"idempotent"}"#.to_vec();
+    let r = reqwest::Client::new().post(&url).body(body.clone()).send().await?;
+    let required = payment_required(r.headers())?;
+    assert!(required["extensions"]["payment-identifier"].is_object(), "advertised: {required}");
+    let before = setup.usd(customer.address()).await;
+    let id = "agent-7-request-0001";
+    let first = with_payment_id(&pay(&setup, &required, customer, |_| {}).await?, id)?;
+    let (s, a) = post(&url, Some(&first), body.clone()).await?;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (s, b) = post(&url, Some(&first), body.clone()).await?;
+    assert_eq!((s, &b["certificate"]), (StatusCode::OK, &a["certificate"]), "same id, same payment: the same answer");
+    let second = with_payment_id(&pay(&setup, &required, customer, |_| {}).await?, id)?;
+    let (s, b) = post(&url, Some(&second), body.clone()).await?;
+    assert_eq!((s, code(&b).as_str()), (StatusCode::CONFLICT, "payment_identifier_conflict"), "{b}");
+    let (s, b) = post(&url, Some(&with_payment_id(&first, "short")?), body).await?;
+    assert_eq!((s, code(&b).as_str()), (StatusCode::BAD_REQUEST, "invalid_payload"), "{b}");
+    crate::common::wait_settled(&setup, vouch_primitives::CallId(b_call(&setup).await?)).await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let price = U256::from(setup.net.devnet().jobs()[0].price);
+    assert_eq!(setup.usd(customer.address()).await, before - price, "charged once");
+    Ok(())
+}
