@@ -88,6 +88,16 @@ pub(crate) struct Settings {
 impl Settings {
     /// Resolves the settings from the parsed flags (`matches` tells flags from environment variables).
     pub(crate) fn resolve(args: &GlobalArgs, matches: &clap::ArgMatches) -> eyre::Result<Self> {
+        Self::resolve_with(args, matches, true)
+    }
+
+    /// The settings from flags, environment variables and defaults only, for commands whose `--config` names their
+    /// own file (`vouch gateway run`): no CLI config file is read.
+    pub(crate) fn resolve_without_file(args: &GlobalArgs, matches: &clap::ArgMatches) -> eyre::Result<Self> {
+        Self::resolve_with(args, matches, false)
+    }
+
+    fn resolve_with(args: &GlobalArgs, matches: &clap::ArgMatches, read_file: bool) -> eyre::Result<Self> {
         let origin = |id: &str, env: &'static str, flag: &'static str| match matches.value_source(id) {
             Some(ValueSource::EnvVariable) => Source::Env(env),
             _ => Source::Flag(flag),
@@ -102,6 +112,7 @@ impl Settings {
         };
 
         let (file, config_file) = match &args.config {
+            _ if !read_file => (ConfigFile::default(), None),
             Some(path) => {
                 if !path.is_file() {
                     bail!(

@@ -2,7 +2,8 @@
 //!
 //! Every protocol action has a subcommand (one module each under `commands/`): keys, operator registration and
 //! stake, delegation, blueprints, services, calls, claims, slashing reports and offline certificate verification;
-//! `vouch node` runs the operator node (`vouch-node`) with the project's own blueprints, one cargo feature each.
+//! `vouch node` runs the operator node (`vouch-node`) with the project's own blueprints, one cargo feature each;
+//! `vouch gateway` runs the x402 gateway (`vouch-gateway`), and `vouch call --x402` pays one.
 //! Amounts are read and printed in human units of the tokens (`10.5 vUSD`, `1000 VST`); reverts are decoded into
 //! sentences that say what to do.
 //!
@@ -17,6 +18,7 @@ mod config;
 mod context;
 mod duration;
 mod evidence;
+mod gateway_config;
 mod json_file;
 mod keyring;
 mod manifest;
@@ -59,7 +61,8 @@ pub(crate) struct GlobalArgs {
     /// Data directory: keys/, addresses.json, config.toml [default: ~/.vouch]
     #[arg(long, global = true, env = "VOUCH_DATADIR", value_name = "DIR")]
     pub(crate) datadir: Option<PathBuf>,
-    /// Config file [default: <datadir>/config.toml, if it exists; for `vouch node`: the node's node.toml, required]
+    /// Config file [default: <datadir>/config.toml, if it exists; for `vouch node`: the node's node.toml, required;
+    /// for `vouch gateway`: the gateway's gateway.toml]
     #[arg(long, global = true, env = "VOUCH_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Address book of the deployment [default: <datadir>/addresses.json]
@@ -96,6 +99,9 @@ enum Command {
     /// Run the operator node, initialise its signing database, export or import its signing records
     #[command(subcommand, after_help = commands::node::SETTINGS_HELP)]
     Node(commands::node::NodeCommand),
+    /// Run the x402 gateway customers and agents call: payment, fan-out to the operators, certificate, settlement
+    #[command(subcommand, after_help = commands::gateway::SETTINGS_HELP)]
+    Gateway(commands::gateway::GatewayCommand),
     /// Delegate stake to an operator's pool (shares its fees and its slashing risk)
     Delegate(commands::delegate::DelegateArgs),
     /// Queue delegated stake for withdrawal (withdraw it with `vouch operator withdraw` after the unbonding delay)
@@ -106,7 +112,8 @@ enum Command {
     /// Request, approve and show services (a blueprint run by a fixed operator set)
     #[command(subcommand)]
     Service(commands::service::ServiceCommand),
-    /// Call a job on-chain (paying its price), or show, settle and refund calls
+    /// Call a job on-chain (paying its price) or through a gateway paying with x402 (--x402), or show, settle and
+    /// refund calls
     Call(commands::call::CallArgs),
     /// Claim everything this account is owed: fees and refunds, delegator rewards, slashed-stake payouts
     Claim(commands::claim::ClaimArgs),
@@ -168,6 +175,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches, out: output::Output) -> eyre::Resul
         }
         // The node has its own config file and runtime (multi-threaded); the CLI's settings do not apply.
         Command::Node(cmd) => return commands::node::run(cmd, &cli.global, matches, out),
+        // So is the gateway (its own config file; the CLI's key and address book settings, without config.toml).
+        Command::Gateway(cmd) => return commands::gateway::run(cmd, &cli.global, matches, out),
         _ => {}
     }
     let settings = config::Settings::resolve(&cli.global, matches)?;
@@ -181,6 +190,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches, out: output::Output) -> eyre::Resul
             Command::Keys(cmd) => commands::keys::run(cmd, &ctx).await,
             Command::Operator(cmd) => commands::operator::run(cmd, &ctx).await,
             Command::Node(_) => unreachable!("`vouch node` runs before the CLI's settings are resolved"),
+            Command::Gateway(_) => unreachable!("`vouch gateway` runs before the CLI's settings are resolved"),
             Command::Delegate(args) => commands::delegate::delegate(args, &ctx).await,
             Command::Undelegate(args) => commands::delegate::undelegate(args, &ctx).await,
             Command::Blueprint(cmd) => commands::blueprint::run(cmd, &ctx).await,

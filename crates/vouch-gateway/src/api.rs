@@ -304,10 +304,11 @@ async fn answer(
         PaymentProof::OnChain => alloy_primitives::Address::ZERO,
     };
     match state.fanout.run(info, request).await {
-        FanOutOutcome::Quorum { output, certificate, signers, dissent } => {
-            if !dissent.is_empty() {
-                tracing::warn!(call = %call_id, dissenting = dissent.len(), "operators signed another result (kept as evidence)");
-            }
+        FanOutOutcome::Quorum { output, certificate, signers, dissent, late } => {
+            // Evidence for a deviation report once the call settles (crate::reporter); the answer does not wait on it.
+            keep_evidence(&state.store, call_id, &dissent);
+            let store = state.store.clone();
+            tokio::spawn(async move { keep_evidence(&store, call_id, &late.dissent().await) });
             if let Some(min) =
                 headers.get(MIN_STAKE_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<U256>().ok())
                 && certificate.stake_at_risk.unwrap_or_default() < min
@@ -358,6 +359,17 @@ async fn answer(
             );
             state.store.set_status(call_id, RequestStatus::Failed, Some(&reason))?;
             Err(GatewayError::new(StatusCode::BAD_GATEWAY, "no_quorum", format!("{reason} (not charged)")))
+        }
+    }
+}
+
+/// Stores operators' signed results that contradict the certificate, for the reporter.
+fn keep_evidence(store: &RequestStore, call_id: vouch_primitives::CallId, dissent: &[crate::fanout::Reply]) {
+    for reply in dissent {
+        let operator = reply.signed.operator;
+        tracing::warn!(call = %call_id, %operator, "operator signed another result (kept as evidence)");
+        if let Err(e) = store.add_evidence(reply.slot, &reply.signed) {
+            tracing::error!(call = %call_id, %operator, error = %e, "cannot keep the evidence");
         }
     }
 }

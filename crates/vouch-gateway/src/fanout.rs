@@ -22,8 +22,22 @@ pub struct Reply {
     pub signed: SignedResult,
 }
 
+/// Replies that arrive after the quorum: the dissenting ones, once every operator has answered or timed out.
+#[derive(Debug)]
+pub struct LateReplies(Option<tokio::task::JoinHandle<Vec<Reply>>>);
+
+impl LateReplies {
+    /// The verified late replies that signed another result than the certificate's.
+    pub async fn dissent(self) -> Vec<Reply> {
+        match self.0 {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// What the operators answered.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum FanOutOutcome {
     /// A quorum signed one result.
     Quorum {
@@ -35,6 +49,8 @@ pub enum FanOutOutcome {
         signers: Vec<Address>,
         /// Verified replies with another result: evidence for a deviation report once the certificate settles.
         dissent: Vec<Reply>,
+        /// Replies still on the way when the quorum formed.
+        late: LateReplies,
     },
     /// No result reached the quorum.
     NoQuorum {
@@ -112,7 +128,10 @@ impl FanOut {
             .operators
             .iter()
             .enumerate()
-            .map(|(slot, op)| async move { (slot, *op, self.ask(*op, req).await) })
+            .map(|(slot, op)| {
+                let (this, req, op) = (self.clone(), req.clone(), *op);
+                async move { (slot, op, this.ask(op, &req).await) }
+            })
             .collect();
         let mut replies: Vec<(Reply, Signature)> = Vec::new();
         let mut errors = Vec::new();
@@ -161,7 +180,32 @@ impl FanOut {
                 .filter(|(r, _)| r.signed.result.result_hash != result_hash)
                 .map(|(r, _)| r.clone())
                 .collect();
-            return FanOutOutcome::Quorum { output, certificate: Box::new(certificate), signers, dissent };
+            // The answer does not wait for the others; their replies are still checked, and any that signed
+            // another result is evidence too.
+            let late = if pending.is_empty() {
+                None
+            } else {
+                let (this, service, req) = (self.clone(), service.clone(), req.clone());
+                Some(tokio::spawn(async move {
+                    let mut late = Vec::new();
+                    while let Some((slot, _, answer)) = pending.next().await {
+                        if let Ok(signed) = answer
+                            && this.check(&service, slot, &req, &signed).is_ok()
+                            && signed.result.result_hash != result_hash
+                        {
+                            late.push(Reply { slot, signed });
+                        }
+                    }
+                    late
+                }))
+            };
+            return FanOutOutcome::Quorum {
+                output,
+                certificate: Box::new(certificate),
+                signers,
+                dissent,
+                late: LateReplies(late),
+            };
         }
         FanOutOutcome::NoQuorum { replies: replies.into_iter().map(|(r, _)| r).collect(), errors }
     }

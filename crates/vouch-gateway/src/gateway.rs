@@ -164,6 +164,13 @@ impl Gateway {
                 Err(e) => tracing::error!(error = ?e, "cannot finish unanswered requests"),
             }
         }));
+        tasks.push(crate::reporter::spawn(
+            provider.clone(),
+            wallet.clone(),
+            book.clone(),
+            store.clone(),
+            stopped(rx.clone()),
+        ));
         tasks.push(crate::settle::spawn(provider, wallet, book, store, &config, stopped(rx)));
         tracing::info!(%addr, "gateway started");
         Ok(RunningGateway { addr, shutdown, tasks, state })

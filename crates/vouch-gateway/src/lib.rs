@@ -6,6 +6,8 @@
 //!   ([`store`]) before anything else, fan out ([`fanout`]) to the operators, answer with the certificate at quorum.
 //! - [`settlement`]: paid, answered calls go on chain in batches (`VouchProtocol.settlePaidBatch`): payment and
 //!   certificate in one transaction.
+//! - [`reporter`]: an operator's signature on a result other than the certified one is kept as evidence and, once
+//!   the call is settled, reported to `VouchSlasher` (prove, propose, execute after the dispute window).
 //!
 //! The gateway is an untrusted relay (DESIGN.md §2): it cannot forge certificates (the contract re-checks every
 //! signature) and cannot take payments (they go from the payer to the protocol). It must never depend on the node's
@@ -16,6 +18,7 @@ pub mod catalogue;
 pub mod fanout;
 mod gateway;
 pub mod openai;
+pub mod reporter;
 mod settle;
 pub mod settlement;
 pub mod store;

@@ -41,8 +41,8 @@ impl SettlementStore for RequestStore {
             .collect())
     }
 
-    fn mark_settled(&self, calls: &[CallId], tx: B256, _batch_id: U256) -> Result<(), SettlementError> {
-        self.settled(calls, tx).map_err(store_error)
+    fn mark_settled(&self, calls: &[CallId], tx: B256, batch_id: U256) -> Result<(), SettlementError> {
+        self.settled_in_batch(calls, tx, batch_id).map_err(store_error)
     }
 
     fn mark_unpayable(&self, call: CallId, reason: &str) -> Result<(), SettlementError> {

@@ -11,7 +11,10 @@ use std::{
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use rusqlite::{Connection, OptionalExtension, params};
-use vouch_primitives::{CallId, Certificate, ServiceId, wire::TransferAuthorization};
+use vouch_primitives::{
+    CallId, Certificate, ServiceId,
+    wire::{SignedResult, TransferAuthorization},
+};
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +159,28 @@ CREATE TABLE IF NOT EXISTS requests (
     updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_status ON requests(status, created_at);
+CREATE TABLE IF NOT EXISTS evidence (
+    call_id BLOB NOT NULL,
+    operator BLOB NOT NULL,
+    slot INTEGER NOT NULL,
+    service_id INTEGER NOT NULL,
+    inputs_hash BLOB NOT NULL,
+    result_hash BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    status TEXT NOT NULL,
+    tx BLOB,
+    executable_at INTEGER,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (call_id, operator)
+);
+CREATE INDEX IF NOT EXISTS evidence_status ON evidence(status, created_at);
 ";
+
+/// Columns added after the first release of a table: `(table, column, type)`, added by [`RequestStore::open`] when
+/// missing (`CREATE TABLE IF NOT EXISTS` leaves an older table as it is).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("requests", "batch_id", "BLOB")];
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -174,6 +198,19 @@ impl RequestStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(err("synchronous"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err("busy timeout"))?;
         conn.execute_batch(SCHEMA).map_err(err("schema"))?;
+        for (table, column, kind) in ADDED_COLUMNS {
+            let present: bool = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+                    params![column],
+                    |r| r.get(0),
+                )
+                .map_err(err("migrate"))?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                    .map_err(err("migrate"))?;
+            }
+        }
         Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -380,6 +417,267 @@ impl Row {
     }
 }
 
+/// Where a piece of deviation evidence stands (see [`crate::reporter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EvidenceStatus {
+    /// Kept; to be reported once the call is settled.
+    Pending,
+    /// `VouchSlasher.proposeDeviation` done; executable after the blueprint's dispute window.
+    Proposed,
+    /// `VouchSlasher.executeDeviation` done: the operator was slashed.
+    Executed,
+    /// Can never be reported (the call was never settled, the arbiter vetoed, the chain refused it for good).
+    Failed,
+}
+
+impl EvidenceStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Proposed => "proposed",
+            Self::Executed => "executed",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "proposed" => Self::Proposed,
+            "executed" => Self::Executed,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One operator's verified signature on a result other than the one its call's quorum certified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The call.
+    pub call_id: CallId,
+    /// Its service.
+    pub service_id: ServiceId,
+    /// The operator that signed the other result.
+    pub operator: Address,
+    /// Its slot in the service (when it answered).
+    pub slot: usize,
+    /// The inputs hash it signed.
+    pub inputs_hash: B256,
+    /// The result hash it signed.
+    pub result_hash: B256,
+    /// Its 96-byte compressed BLS signature over `result_digest` of that statement.
+    pub signature: Bytes,
+    /// Where the report stands.
+    pub status: EvidenceStatus,
+    /// The last report transaction (the proposal, then the execution).
+    pub tx: Option<B256>,
+    /// When the proposal becomes executable (chain time, unix seconds), once proposed.
+    pub executable_at: Option<u64>,
+    /// The last error (why it failed, or the last transient failure).
+    pub error: Option<String>,
+    /// Last change (unix seconds, local clock).
+    pub updated_at: i64,
+}
+
+/// How a settled call was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettlementRecord {
+    /// The `settlePaidBatch` transaction (zero: a resubmission that found the batch settled, `NothingToCollect`).
+    pub tx: B256,
+    /// The paid batch id (0 = unknown).
+    pub batch_id: U256,
+}
+
+const EVIDENCE_COLUMNS: &str =
+    "SELECT call_id, service_id, operator, slot, inputs_hash, result_hash, signature, status,
+    tx, executable_at, error, updated_at FROM evidence";
+
+impl RequestStore {
+    /// Marks calls settled by `tx` in paid batch `batch_id` (0 = unknown).
+    pub fn settled_in_batch(&self, calls: &[CallId], tx: B256, batch_id: U256) -> Result<(), StoreError> {
+        self.with("settled", |c| {
+            let t = c.transaction()?;
+            for call in calls {
+                t.execute(
+                    "UPDATE requests SET status = 'settled', settle_tx = ?2, batch_id = ?3, updated_at = ?4
+                     WHERE call_id = ?1",
+                    params![
+                        call.0.to_be_bytes::<32>().to_vec(),
+                        tx.to_vec(),
+                        batch_id.to_be_bytes::<32>().to_vec(),
+                        now()
+                    ],
+                )?;
+            }
+            t.commit()
+        })
+    }
+
+    /// The settlement transaction and paid batch of `call`, once settled.
+    pub fn settlement_of(&self, call: CallId) -> Result<Option<SettlementRecord>, StoreError> {
+        type Raw = Option<Vec<u8>>;
+        let row: Option<(Raw, Raw)> = self.with("settlement", |c| {
+            c.query_row(
+                "SELECT settle_tx, batch_id FROM requests WHERE call_id = ?1 AND status = 'settled'",
+                params![call.0.to_be_bytes::<32>().to_vec()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        let word = |b: Option<Vec<u8>>| b.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+        Ok(row.and_then(|(tx, batch)| {
+            Some(SettlementRecord {
+                tx: B256::from(word(tx)?),
+                batch_id: word(batch).map(U256::from_be_bytes).unwrap_or_default(),
+            })
+        }))
+    }
+
+    /// Keeps `signed`, the verified signature of the operator in `slot` on a result other than the certified one, as
+    /// evidence against it (status pending). Idempotent: `false` if that operator's evidence on that call was kept
+    /// before (the first signature is kept).
+    pub fn add_evidence(&self, slot: usize, signed: &SignedResult) -> Result<bool, StoreError> {
+        let r = &signed.result;
+        let added = self.with("add evidence", |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO evidence (call_id, operator, slot, service_id, inputs_hash, result_hash,
+                 signature, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)",
+                params![
+                    r.call_id.0.to_be_bytes::<32>().to_vec(),
+                    signed.operator.to_vec(),
+                    i64::try_from(slot).unwrap_or(i64::MAX),
+                    r.service_id.0.cast_signed(),
+                    r.inputs_hash.to_vec(),
+                    r.result_hash.to_vec(),
+                    signed.signature.to_vec(),
+                    now()
+                ],
+            )
+        })?;
+        Ok(added == 1)
+    }
+
+    /// The evidence kept about `call`, by operator.
+    pub fn evidence(&self, call: CallId) -> Result<Vec<Evidence>, StoreError> {
+        self.evidence_where("WHERE call_id = ?1 ORDER BY operator", params![call.0.to_be_bytes::<32>().to_vec()])
+    }
+
+    /// Evidence with `status`, oldest first, at most `limit`.
+    pub fn evidence_with_status(&self, status: EvidenceStatus, limit: usize) -> Result<Vec<Evidence>, StoreError> {
+        self.evidence_where(
+            "WHERE status = ?1 ORDER BY created_at, rowid LIMIT ?2",
+            params![status.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// Moves the evidence of `operator` on `call` to `status`, with the transaction that did it (kept if `None`),
+    /// the proposal's `executable_at` (kept if `None`) and `error` (replaced: `None` clears it).
+    pub fn update_evidence(
+        &self,
+        call: CallId,
+        operator: Address,
+        status: EvidenceStatus,
+        tx: Option<B256>,
+        executable_at: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with("update evidence", |c| {
+            c.execute(
+                "UPDATE evidence SET status = ?3, tx = COALESCE(?4, tx), executable_at = COALESCE(?5, executable_at),
+                 error = ?6, updated_at = ?7 WHERE call_id = ?1 AND operator = ?2",
+                params![
+                    call.0.to_be_bytes::<32>().to_vec(),
+                    operator.to_vec(),
+                    status.as_str(),
+                    tx.map(|t| t.to_vec()),
+                    executable_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    error,
+                    now()
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Notes a transient failure on the evidence of `operator` on `call` (its status does not change).
+    pub fn note_evidence_error(&self, call: CallId, operator: Address, error: &str) -> Result<(), StoreError> {
+        self.with("note evidence error", |c| {
+            c.execute(
+                "UPDATE evidence SET error = ?3, updated_at = ?4 WHERE call_id = ?1 AND operator = ?2",
+                params![call.0.to_be_bytes::<32>().to_vec(), operator.to_vec(), error, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    fn evidence_where(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<Evidence>, StoreError> {
+        let rows = self.with("list evidence", |c| {
+            let mut st = c.prepare(&format!("{EVIDENCE_COLUMNS} {filter}"))?;
+            st.query_map(params, EvidenceRow::read)?.collect::<Result<Vec<_>, _>>()
+        })?;
+        rows.into_iter().map(|r| r.parse(&self.path)).collect()
+    }
+}
+
+struct EvidenceRow {
+    call_id: Vec<u8>,
+    service_id: i64,
+    operator: Vec<u8>,
+    slot: i64,
+    inputs_hash: Vec<u8>,
+    result_hash: Vec<u8>,
+    signature: Vec<u8>,
+    status: String,
+    tx: Option<Vec<u8>>,
+    executable_at: Option<i64>,
+    error: Option<String>,
+    updated_at: i64,
+}
+
+impl EvidenceRow {
+    fn read(r: &rusqlite::Row<'_>) -> Result<Self, rusqlite::Error> {
+        Ok(Self {
+            call_id: r.get(0)?,
+            service_id: r.get(1)?,
+            operator: r.get(2)?,
+            slot: r.get(3)?,
+            inputs_hash: r.get(4)?,
+            result_hash: r.get(5)?,
+            signature: r.get(6)?,
+            status: r.get(7)?,
+            tx: r.get(8)?,
+            executable_at: r.get(9)?,
+            error: r.get(10)?,
+            updated_at: r.get(11)?,
+        })
+    }
+
+    fn parse(self, path: &Path) -> Result<Evidence, StoreError> {
+        let call = alloy_primitives::hex::encode_prefixed(&self.call_id);
+        let corrupt = |what: &str| StoreError::Corrupt {
+            path: path.to_owned(),
+            call: call.clone(),
+            what: format!("evidence: {what}"),
+        };
+        let word = |b: &[u8]| <[u8; 32]>::try_from(b).ok();
+        Ok(Evidence {
+            call_id: CallId(U256::from_be_bytes(word(&self.call_id).ok_or_else(|| corrupt("call id"))?)),
+            service_id: ServiceId(self.service_id.cast_unsigned()),
+            operator: Address::try_from(self.operator.as_slice()).map_err(|_| corrupt("operator"))?,
+            slot: usize::try_from(self.slot).map_err(|_| corrupt("slot"))?,
+            inputs_hash: B256::from(word(&self.inputs_hash).ok_or_else(|| corrupt("inputs hash"))?),
+            result_hash: B256::from(word(&self.result_hash).ok_or_else(|| corrupt("result hash"))?),
+            signature: Bytes::from(self.signature),
+            status: EvidenceStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            tx: self.tx.as_deref().and_then(word).map(B256::from),
+            executable_at: self.executable_at.and_then(|t| u64::try_from(t).ok()),
+            error: self.error,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +720,69 @@ mod tests {
         assert_eq!(store.with_status(RequestStatus::Received, 10)?.len(), 1);
         store.set_status(request(1).call_id, RequestStatus::Failed, Some("no quorum"))?;
         assert_eq!(store.get(request(1).call_id)?.ok_or("stored")?.error.as_deref(), Some("no quorum"));
+        Ok(())
+    }
+
+    #[test]
+    fn keeps_evidence_once_and_follows_its_report() -> Result<(), Box<dyn std::error::Error>> {
+        use vouch_primitives::{ResultRef, wire::WIRE_VERSION};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("gateway.sqlite");
+        let store = RequestStore::open(&path)?;
+        let call = request(1).call_id;
+        store.record(&request(1))?;
+        let signed = SignedResult {
+            version: WIRE_VERSION,
+            operator: Address::repeat_byte(0xee),
+            result: ResultRef {
+                service_id: ServiceId(1),
+                call_id: call,
+                inputs_hash: B256::repeat_byte(3),
+                result_hash: B256::repeat_byte(4),
+            },
+            output: Some(Bytes::from_static(b"{}")),
+            signature: Bytes::from_static(&[7; 96]),
+        };
+        assert!(store.add_evidence(2, &signed)?);
+        assert!(!store.add_evidence(2, &signed)?, "kept once");
+        store.settled_in_batch(&[call], B256::repeat_byte(9), U256::from(5))?;
+        drop(store);
+        let store = RequestStore::open(&path)?;
+        assert_eq!(
+            store.settlement_of(call)?,
+            Some(SettlementRecord { tx: B256::repeat_byte(9), batch_id: U256::from(5) })
+        );
+        let [e] = store.evidence(call)?.try_into().map_err(|v| format!("{v:?}"))?;
+        assert_eq!((e.operator, e.slot, e.status), (signed.operator, 2, EvidenceStatus::Pending));
+        assert_eq!(
+            (e.inputs_hash, e.result_hash, e.signature.clone()),
+            (B256::repeat_byte(3), B256::repeat_byte(4), signed.signature)
+        );
+        store.note_evidence_error(call, e.operator, "rpc down")?;
+        store.update_evidence(
+            call,
+            e.operator,
+            EvidenceStatus::Proposed,
+            Some(B256::repeat_byte(1)),
+            Some(99),
+            None,
+        )?;
+        let [e] = store.evidence_with_status(EvidenceStatus::Proposed, 10)?.try_into().map_err(|v| format!("{v:?}"))?;
+        assert_eq!((e.tx, e.executable_at, e.error), (Some(B256::repeat_byte(1)), Some(99), None));
+        assert!(store.evidence_with_status(EvidenceStatus::Pending, 10)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn adds_the_batch_column_to_an_older_store() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("gateway.sqlite");
+        let old = SCHEMA.split("CREATE TABLE IF NOT EXISTS evidence").next().ok_or("schema")?;
+        Connection::open(&path)?.execute_batch(old)?;
+        let store = RequestStore::open(&path)?;
+        store.record(&request(1))?;
+        store.settled_in_batch(&[request(1).call_id], B256::repeat_byte(9), U256::from(5))?;
+        assert_eq!(store.settlement_of(request(1).call_id)?.map(|s| s.batch_id), Some(U256::from(5)));
         Ok(())
     }
 }

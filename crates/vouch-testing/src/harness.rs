@@ -1,6 +1,9 @@
 //! [`TestNetwork`]: a devnet with in-process nodes.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use alloy_primitives::{Bytes, U256, keccak256};
 use serde::{Serialize, de::DeserializeOwned};
@@ -59,6 +62,7 @@ pub enum HarnessError {
 #[derive(Debug)]
 pub struct TestNetworkBuilder {
     router: Router,
+    node_routers: HashMap<usize, Router>,
     devnet: DevnetConfig,
     confirmations: u64,
     turn: Duration,
@@ -70,6 +74,7 @@ pub struct TestNetworkBuilder {
 pub struct TestNetwork {
     devnet: Devnet,
     router: Router,
+    node_routers: HashMap<usize, Router>,
     nodes: Vec<Option<RunningNode>>,
     configs: Vec<NodeConfig>,
     settle_timeout: Duration,
@@ -138,9 +143,16 @@ impl TestNetworkBuilder {
         self
     }
 
+    /// Node `index` runs `router` instead of the network's (e.g. a faulty operator). The blueprint's jobs on chain
+    /// still come from the network's router; [`TestNetwork::call`] computes outputs with it too.
+    pub fn router_for(mut self, index: usize, router: Router) -> Self {
+        self.node_routers.insert(index, router);
+        self
+    }
+
     /// Starts the devnet and every node.
     pub async fn start(self) -> Result<TestNetwork, HarnessError> {
-        let Self { router, mut devnet, confirmations, turn, settle_timeout } = self;
+        let Self { router, node_routers, mut devnet, confirmations, turn, settle_timeout } = self;
         if devnet.blueprint.jobs.is_empty() {
             let count = router.jobs().iter().copied().max().map_or(0, |m| usize::from(m) + 1);
             devnet.blueprint.jobs =
@@ -166,6 +178,7 @@ impl TestNetworkBuilder {
         let mut net = TestNetwork {
             devnet,
             router,
+            node_routers,
             nodes: Vec::new(),
             configs,
             settle_timeout,
@@ -185,6 +198,7 @@ impl TestNetwork {
     pub fn builder(router: Router) -> TestNetworkBuilder {
         TestNetworkBuilder {
             router,
+            node_routers: HashMap::new(),
             devnet: {
                 let mut devnet = DevnetConfig { ephemeral: true, ..DevnetConfig::default() };
                 // Derived from the router at start unless `jobs` sets them.
@@ -203,7 +217,7 @@ impl TestNetwork {
             .map_err(|e| HarnessError::Chain(format!("operator {index}'s BLS key: {e}")))?;
         let keys = NodeKeys { tx: op.signer().clone(), bls };
         Node::new(self.configs[index].clone(), keys)
-            .blueprint(self.devnet.blueprint_id(), self.router.clone())
+            .blueprint(self.devnet.blueprint_id(), self.node_routers.get(&index).unwrap_or(&self.router).clone())
             .address_book(self.devnet.address_book().clone())
             .init_guard(init)
             .start()

@@ -1,5 +1,6 @@
-//! `vouch call`: open a call on-chain (`callJob`, escrowing exactly the job's price), show a call, settle one with a
-//! certificate, refund one whose deadline passed.
+//! `vouch call`: open a call on-chain (`callJob`, escrowing exactly the job's price) or call through a gateway paying
+//! with x402 (`--x402`, [`super::x402`]), show a call, settle one with a certificate, refund one whose deadline
+//! passed.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use crate::{
     commands::{
         service::{read_service, status_name},
         verify::print_verification,
+        x402::{self, X402Call},
     },
     context::Ctx,
     duration::{format_timestamp, format_timestamp_relative},
@@ -35,6 +37,22 @@ pub(crate) struct CallArgs {
     /// The job's inputs: JSON text, or @FILE to send a file's bytes (which must be JSON)
     #[arg(long, required = true, value_name = "JSON|@FILE")]
     input: Option<String>,
+    /// Call through this Vouch gateway instead of on chain, paying with x402: an EIP-3009 authorization of the
+    /// job's price signed with the transaction key (no transaction, no gas), collected only together with the
+    /// certificate
+    #[arg(long, value_name = "GATEWAY_URL")]
+    x402: Option<String>,
+    /// With --x402: the least stake that must be at risk behind the result, e.g. `1000 VST`; the gateway refuses
+    /// the call, uncharged, when the signers put less at risk
+    #[arg(long, value_name = "AMOUNT", requires = "x402")]
+    min_stake: Option<String>,
+    /// With --x402: the most this call may cost, e.g. `0.5 vUSD`; a higher price is refused before anything is
+    /// signed [default: 1 vUSD]
+    #[arg(long, value_name = "AMOUNT", requires = "x402")]
+    max_amount: Option<String>,
+    /// With --x402: write the certificate (JSON, docs/design/certificate.md) to this file
+    #[arg(long, value_name = "FILE", requires = "x402")]
+    certificate: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,9 +81,23 @@ pub(crate) async fn run(args: CallArgs, ctx: &Ctx) -> eyre::Result<()> {
         Some(CallCommand::Refund { call }) => refund(ctx, call).await,
         None => {
             let (Some(service), Some(job), Some(input)) = (args.service, args.job, args.input) else {
-                bail!("usage: vouch call <SERVICE> <JOB> --input <JSON|@FILE>");
+                bail!("usage: vouch call [--x402 <GATEWAY_URL>] <SERVICE> <JOB> --input <JSON|@FILE>");
             };
-            open(ctx, service, job, &input).await
+            match &args.x402 {
+                Some(gateway) => {
+                    let call = X402Call {
+                        gateway,
+                        service,
+                        job,
+                        inputs: read_input(&input)?,
+                        min_stake: args.min_stake.as_deref(),
+                        max_amount: args.max_amount.as_deref(),
+                        certificate: args.certificate.as_deref(),
+                    };
+                    x402::call(ctx, call).await
+                }
+                None => open(ctx, service, job, &input).await,
+            }
         }
     }
 }

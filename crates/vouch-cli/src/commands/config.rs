@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::{
     config::{Setting, default_config_toml},
     context::Ctx,
+    gateway_config::default_gateway_toml,
     node_config::default_node_toml,
 };
 
@@ -14,20 +15,29 @@ pub(crate) enum ConfigCommand {
     /// Show every setting, its value and where it comes from (default, file, env, flag)
     Show,
     /// Print a complete config file with every key and its default (save it as <datadir>/config.toml; with --node,
-    /// the operator node's, for `vouch node --config`)
+    /// the operator node's, for `vouch node --config`; with --gateway, the gateway's, for `vouch gateway --config`)
     Default(DefaultArgs),
 }
 
 #[derive(Debug, Clone, Copy, Args)]
 pub(crate) struct DefaultArgs {
     /// Print the operator node's config file (node.toml) instead of the CLI's
-    #[arg(long)]
+    #[arg(long, conflicts_with = "gateway")]
     node: bool,
+    /// Print the gateway's config file (gateway.toml) instead of the CLI's
+    #[arg(long)]
+    gateway: bool,
 }
 
 /// The default file `vouch config default` prints.
 pub(crate) fn default_file(args: DefaultArgs) -> String {
-    if args.node { default_node_toml() } else { default_config_toml() }
+    if args.node {
+        default_node_toml()
+    } else if args.gateway {
+        default_gateway_toml()
+    } else {
+        default_config_toml()
+    }
 }
 
 pub(crate) fn run(cmd: ConfigCommand, ctx: &Ctx) -> eyre::Result<()> {

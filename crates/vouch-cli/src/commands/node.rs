@@ -259,12 +259,12 @@ async fn load_keys(s: &NodeSettings) -> eyre::Result<NodeKeys> {
 }
 
 /// Creates `dir` and its parents, private to the user (0700) where they are new.
-fn create_private_dir(dir: &Path) -> eyre::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> eyre::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).wrap_err_with(|| format!("creating the node's data directory {}", dir.display()))
+    builder.create(dir).wrap_err_with(|| format!("creating the data directory {}", dir.display()))
 }
 
 fn run_node(args: RunArgs, mut s: NodeSettings, out: Output) -> eyre::Result<()> {

@@ -4,6 +4,7 @@
 mod devnet;
 mod e2e;
 mod errors;
+mod gateway;
 mod help;
 mod node;
 mod support;

@@ -29,7 +29,7 @@ use crate::support::{DevnetProcess, Vouch, assert_contains, sigterm, vouch_comma
 
 /// A node.toml for `operator-<index>` of the devnet, with its state in `data_dir` (relative to the file); `announce`
 /// sets `[api] announce`, and `extra` is appended.
-fn write_node_toml(
+pub(crate) fn write_node_toml(
     path: &Path,
     devnet: &DevnetProcess,
     index: usize,
@@ -89,14 +89,14 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 }
 
 /// `vouch --json node run …` as a child process, its stderr (the logs) in a file; killed on drop.
-struct RunningNode {
-    child: std::process::Child,
+pub(crate) struct RunningNode {
+    pub(crate) child: std::process::Child,
     log: PathBuf,
     summary: mpsc::Receiver<String>,
 }
 
 impl RunningNode {
-    fn start(config: &Path, log: &Path, blueprint: &str) -> Self {
+    pub(crate) fn start(config: &Path, log: &Path, blueprint: &str) -> Self {
         eprintln!("$ vouch --json node run --config {} --blueprint {blueprint} &", config.display());
         let mut child = vouch_command()
             .args(["--json", "node", "run", "--config"])
@@ -125,12 +125,12 @@ impl RunningNode {
         Self { child, log: log.to_owned(), summary }
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The summary it prints once serving.
-    fn wait_serving(&mut self) -> Value {
+    pub(crate) fn wait_serving(&mut self) -> Value {
         let started = Instant::now();
         loop {
             if let Ok(doc) = self.summary.recv_timeout(Duration::from_millis(200)) {

@@ -10,7 +10,7 @@ use vouch_contracts::{
 };
 use vouch_gateway::{Gateway, GatewayConfig, RunningGateway};
 use vouch_primitives::wire::TransferAuthorization;
-use vouch_testing::{TestNetwork, devnet::Funding};
+use vouch_testing::{TestNetwork, TestNetworkBuilder, devnet::Funding};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -33,8 +33,13 @@ impl Setup {
         router: vouch_sdk::Router,
         quorum_bps: u16,
     ) -> Result<Self, Box<dyn std::error::Error>> {
+        Self::start_custom(TestNetwork::builder(router).quorum_bps(quorum_bps)).await
+    }
+
+    /// A network from `builder` (per-node routers, policy, …) and a gateway.
+    pub(crate) async fn start_custom(builder: TestNetworkBuilder) -> Result<Self, Box<dyn std::error::Error>> {
         // The nodes' chain watchers stay out of the way: gateway calls never open on chain before settlement.
-        let net = TestNetwork::builder(router).quorum_bps(quorum_bps).confirmations(1_000).start().await?;
+        let net = builder.confirmations(1_000).start().await?;
         let dir = tempfile::tempdir()?;
         let submitter = net
             .devnet()

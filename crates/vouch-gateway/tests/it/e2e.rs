@@ -67,3 +67,22 @@ async fn a_paid_call_returns_a_verifiable_certificate_and_settles_with_exact_sha
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_lists_services_with_prices_stake_and_verified_metadata() -> TestResult {
+    let setup = Setup::start(6_667).await?;
+    let devnet = setup.net.devnet();
+    let list: Value = reqwest::get(format!("{}/v1/services", setup.gateway().url())).await?.json().await?;
+    let service = &list["services"][0];
+    assert_eq!(service["serviceId"], setup.net.service_id().0);
+    assert_eq!(service["metadata"]["verified"], true, "{service}");
+    assert_eq!(service["operators"].as_array().map(Vec::len), Some(3));
+    let total: U256 = service["totalStake"].as_str().ok_or("totalStake")?.parse()?;
+    assert_eq!(total, devnet.operators().iter().map(|o| o.self_stake()).sum::<U256>());
+    for (i, job) in devnet.jobs().iter().enumerate() {
+        assert_eq!(service["jobs"][i]["name"], job.name.as_str());
+        assert_eq!(service["jobs"][i]["price"], job.price.to_string());
+        assert_eq!(service["jobs"][i]["deadline"], job.deadline);
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Gateway tests against a real anvil with in-process nodes.
 
 mod common;
+mod deviation;
 mod e2e;
 mod faults;
 mod interop;
