@@ -2,12 +2,16 @@
 //! the operator's registered BLS key, groups replies by result, and returns as soon as one group reaches the
 //! service's quorum — with the aggregate certificate. Replies that disagree with the quorum are kept as evidence.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use alloy_primitives::{Address, Bytes, U256, keccak256};
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use vouch_contracts::view::{ChainView, ServiceInfo};
-use vouch_crypto::{Signature, aggregate_signatures};
+use vouch_crypto::{Signature, aggregate_signatures, fast_aggregate_verify};
 use vouch_primitives::{
     CERTIFICATE_VERSION, Certificate, ResultRef, result_digest,
     wire::{ErrorBody, JobRequest, SignedResult},
@@ -66,7 +70,14 @@ pub enum FanOutOutcome {
 pub struct FanOut {
     client: reqwest::Client,
     chain: ChainView,
+    endpoints: Endpoints,
 }
+
+/// Operators' announced endpoints, with when they were read.
+type Endpoints = Arc<Mutex<HashMap<Address, (Instant, String)>>>;
+
+/// How long an endpoint read from `VouchStaking` is reused (an unreachable operator's is re-read at once).
+const ENDPOINT_TTL: Duration = Duration::from_secs(30);
 
 impl FanOut {
     /// A fan-out that gives each operator `timeout` to answer.
@@ -77,13 +88,35 @@ impl FanOut {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_default();
-        Self { client, chain }
+        Self { client, chain, endpoints: Arc::default() }
+    }
+
+    async fn endpoint(&self, operator: Address) -> Result<String, String> {
+        if let Ok(cache) = self.endpoints.lock()
+            && let Some((at, endpoint)) = cache.get(&operator)
+            && at.elapsed() < ENDPOINT_TTL
+        {
+            return Ok(endpoint.clone());
+        }
+        let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| e.to_string())?;
+        if let Ok(mut cache) = self.endpoints.lock() {
+            cache.insert(operator, (Instant::now(), endpoint.clone()));
+        }
+        Ok(endpoint)
     }
 
     async fn ask(&self, operator: Address, req: &JobRequest) -> Result<SignedResult, String> {
-        let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| e.to_string())?;
+        let endpoint = self.endpoint(operator).await?;
         let url = format!("{}/v1/jobs", endpoint.trim_end_matches('/'));
-        let r = self.client.post(&url).json(req).send().await.map_err(|e| format!("unreachable: {e}"))?;
+        let r = match self.client.post(&url).json(req).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Ok(mut cache) = self.endpoints.lock() {
+                    cache.remove(&operator);
+                }
+                return Err(format!("unreachable: {e}"));
+            }
+        };
         let status = r.status();
         let body = r.bytes().await.map_err(|e| format!("unreadable answer: {e}"))?;
         if !status.is_success() {
@@ -103,6 +136,19 @@ impl FanOut {
         req: &JobRequest,
         signed: &SignedResult,
     ) -> Result<Signature, String> {
+        let signature = self.precheck(service, slot, req, signed)?;
+        self.verify_one(service, slot, signed, &signature)?;
+        Ok(signature)
+    }
+
+    /// Everything [`Self::check`] does except the pairing: the cheap checks, and the signature parsed.
+    fn precheck(
+        &self,
+        service: &ServiceInfo,
+        slot: usize,
+        req: &JobRequest,
+        signed: &SignedResult,
+    ) -> Result<Signature, String> {
         let r = &signed.result;
         if signed.operator != service.operators[slot] {
             return Err(format!("answered as {}", signed.operator));
@@ -114,12 +160,34 @@ impl FanOut {
         if keccak256(output) != r.result_hash {
             return Err("the output does not hash to the signed result".into());
         }
+        if service.keys.get(slot).copied().flatten().is_none() {
+            return Err("no registered BLS key".into());
+        }
+        Signature::from_compressed(&signed.signature).map_err(|e| format!("bad signature: {e}"))
+    }
+
+    /// The pairing check of one reply's signature against its operator's registered key.
+    fn verify_one(
+        &self,
+        service: &ServiceInfo,
+        slot: usize,
+        signed: &SignedResult,
+        signature: &Signature,
+    ) -> Result<(), String> {
         let key = service.keys.get(slot).copied().flatten().ok_or("no registered BLS key")?;
-        let signature = Signature::from_compressed(&signed.signature).map_err(|e| format!("bad signature: {e}"))?;
         signature
-            .verify(&key, &result_digest(&self.chain.binding(), r))
-            .map_err(|e| format!("signature does not verify: {e}"))?;
-        Ok(signature)
+            .verify(&key, &result_digest(&self.chain.binding(), &signed.result))
+            .map_err(|e| format!("signature does not verify: {e}"))
+    }
+
+    /// Whether the group's aggregate signature verifies against the aggregate of its signers' keys.
+    fn group_verifies(&self, service: &ServiceInfo, group: &[&(Reply, Signature)]) -> bool {
+        let Some(first) = group.first() else { return false };
+        let keys: Option<Vec<_>> = group.iter().map(|(r, _)| service.keys.get(r.slot).copied().flatten()).collect();
+        let Some(keys) = keys else { return false };
+        let signatures: Vec<Signature> = group.iter().map(|(_, s)| *s).collect();
+        let Ok(aggregate) = aggregate_signatures(&signatures) else { return false };
+        fast_aggregate_verify(&keys, &result_digest(&self.chain.binding(), &first.0.signed.result), &aggregate).is_ok()
     }
 
     /// Sends `req` to every operator of `service`; returns at the first quorum or when all have answered.
@@ -136,7 +204,7 @@ impl FanOut {
         let mut replies: Vec<(Reply, Signature)> = Vec::new();
         let mut errors = Vec::new();
         while let Some((slot, operator, answer)) = pending.next().await {
-            let signed = match answer.and_then(|s| self.check(service, slot, req, &s).map(|sig| (s, sig))) {
+            let signed = match answer.and_then(|s| self.precheck(service, slot, req, &s).map(|sig| (s, sig))) {
                 Ok(ok) => ok,
                 Err(e) => {
                     tracing::debug!(%operator, call = %req.call_id, error = %e, "operator reply refused");
@@ -152,6 +220,25 @@ impl FanOut {
             if !service.quorum_by_snapshot(bitmap) {
                 continue;
             }
+            // One pairing check for the whole group (the aggregate over the aggregate key); only if it fails are
+            // the replies checked one by one, and the bad ones dropped.
+            if !self.group_verifies(service, &group) {
+                let bad: Vec<usize> = group
+                    .iter()
+                    .filter(|(r, sig)| self.verify_one(service, r.slot, &r.signed, sig).is_err())
+                    .map(|(r, _)| r.slot)
+                    .collect();
+                replies.retain(|(r, _)| {
+                    let keep = !bad.contains(&r.slot);
+                    if !keep {
+                        errors.push((r.signed.operator, "signature does not verify".into()));
+                    }
+                    keep
+                });
+                continue;
+            }
+            let group: Vec<&(Reply, Signature)> =
+                replies.iter().filter(|(r, _)| r.signed.result.result_hash == result_hash).collect();
             let mut sorted = group.clone();
             sorted.sort_by_key(|(r, _)| r.slot);
             let signatures: Vec<Signature> = sorted.iter().map(|(_, s)| *s).collect();
@@ -178,6 +265,7 @@ impl FanOut {
             let dissent = replies
                 .iter()
                 .filter(|(r, _)| r.signed.result.result_hash != result_hash)
+                .filter(|(r, sig)| self.verify_one(service, r.slot, &r.signed, sig).is_ok())
                 .map(|(r, _)| r.clone())
                 .collect();
             // The answer does not wait for the others; their replies are still checked, and any that signed

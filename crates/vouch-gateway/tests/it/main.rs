@@ -5,6 +5,7 @@ mod deviation;
 mod e2e;
 mod faults;
 mod interop;
+mod kill9;
 mod openai;
 mod refusals;
 mod settlement;
