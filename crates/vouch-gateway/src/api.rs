@@ -56,6 +56,34 @@ pub struct GatewayState {
     pub public_url: String,
     /// Models served on the OpenAI-compatible routes.
     pub openai: Vec<crate::openai::OpenAiModel>,
+    /// Chain time, read at most once a second.
+    pub clock: ChainClock,
+}
+
+/// The chain's time for payment checks: the latest block's timestamp, read at most once per [`ChainClock::REFRESH`]
+/// and advanced by the local clock in between (x402 windows are checked against chain time, as the token checks
+/// them; the 6-second validity margin covers the difference).
+#[derive(Debug, Default)]
+pub struct ChainClock(std::sync::Mutex<Option<(std::time::Instant, u64)>>);
+
+impl ChainClock {
+    /// How long one reading is used.
+    pub const REFRESH: Duration = Duration::from_secs(1);
+
+    /// Chain time now.
+    pub async fn now(&self, chain: &ChainView) -> Result<u64, vouch_contracts::view::ViewError> {
+        if let Ok(cache) = self.0.lock()
+            && let Some((at, ts)) = *cache
+            && at.elapsed() < Self::REFRESH
+        {
+            return Ok(ts + at.elapsed().as_secs());
+        }
+        let ts = chain.now().await?;
+        if let Ok(mut cache) = self.0.lock() {
+            *cache = Some((std::time::Instant::now(), ts));
+        }
+        Ok(ts)
+    }
 }
 
 /// A JSON error answer: `{"error":{"code","message"}}`.
@@ -216,7 +244,7 @@ pub(crate) async fn paid_job(
         x402::decode_payment_signature(header).map_err(|e| GatewayError::new(status(e.status), e.code, e.message))?;
     let payment_id =
         x402::payment_identifier(&payload).map_err(|e| GatewayError::new(status(e.status), e.code, e.message))?;
-    let now = state.chain.now().await.map_err(|e| unavailable(&e))?;
+    let now = state.clock.now(&state.chain).await.map_err(|e| unavailable(&e))?;
     let auth = payload.payload.authorization;
     let call_id = paid_call_id(ServiceId(service_id), job_index, auth.from, auth.nonce);
     // A retry of a request already recorded (same authorization, same call, same inputs) is answered from the
@@ -227,7 +255,11 @@ pub(crate) async fn paid_job(
         }
         return Ok(payment_required(&offer, Some("invalid_exact_evm_nonce_already_used")));
     }
-    if let Err(e) = x402::verify(state.chain.provider(), &offer, &payload, now).await {
+    // Offline checks before anything is recorded. An ERC-1271 wallet fails them (its signature needs the chain), so
+    // a failure is decided by the full check.
+    if x402::verify_offline(&offer, &payload, now).is_err()
+        && let Err(e) = x402::verify(state.chain.provider(), &offer, &payload, now).await
+    {
         if e.status == 402 {
             return Ok(payment_required(&offer, Some(e.code)));
         }
@@ -254,7 +286,27 @@ pub(crate) async fn paid_job(
         inputs: paid.inputs.clone(),
         payment: PaymentProof::X402 { authorization: auth, signature: paid.payment_signature.clone() },
     };
-    answer(state, &info, &request, &offer, headers).await
+    // The chain checks (nonce unused, balance) run while the operators work; the answer waits for both.
+    let (checked, outcome) = futures_util::future::join(
+        x402::verify(state.chain.provider(), &offer, &payload, now),
+        state.fanout.run(&info, &request),
+    )
+    .await;
+    if let Err(e) = checked {
+        state.store.set_status(call_id, RequestStatus::Failed, Some(&format!("payment refused: {}", e.code)))?;
+        if e.status == 402 {
+            return Ok(payment_required(&offer, Some(e.code)));
+        }
+        return Err(GatewayError::new(status(e.status), e.code, format!("{} (not charged)", e.message)));
+    }
+    answer(state, request.call_id, &offer, headers, outcome, payer_of(&request))
+}
+
+fn payer_of(request: &JobRequest) -> alloy_primitives::Address {
+    match &request.payment {
+        PaymentProof::X402 { authorization, .. } => authorization.from,
+        PaymentProof::OnChain => alloy_primitives::Address::ZERO,
+    }
 }
 
 fn status(code: u16) -> StatusCode {
@@ -291,19 +343,15 @@ fn with_certificate_header(mut response: Response, certificate: Option<&vouch_pr
     response
 }
 
-async fn answer(
+fn answer(
     state: &GatewayState,
-    info: &vouch_contracts::view::ServiceInfo,
-    request: &JobRequest,
+    call_id: vouch_primitives::CallId,
     offer: &Offer,
     headers: &HeaderMap,
+    outcome: FanOutOutcome,
+    payer: alloy_primitives::Address,
 ) -> Result<Response, GatewayError> {
-    let call_id = request.call_id;
-    let payer = match &request.payment {
-        PaymentProof::X402 { authorization, .. } => authorization.from,
-        PaymentProof::OnChain => alloy_primitives::Address::ZERO,
-    };
-    match state.fanout.run(info, request).await {
+    match outcome {
         FanOutOutcome::Quorum { output, certificate, signers, dissent, late } => {
             // Evidence for a deviation report once the call settles (crate::reporter); the answer does not wait on it.
             keep_evidence(&state.store, call_id, &dissent);
@@ -336,7 +384,14 @@ async fn answer(
                 "signers": signers,
             });
             let text = body.to_string();
-            state.store.answered(call_id, &text, &certificate, &signers)?;
+            // Recorded while the answer goes out: if the gateway dies first, the request is still `received` and a
+            // restart answers (and settles) it again from the operators' recorded signatures.
+            let (store, cert_copy) = (state.store.clone(), certificate.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.answered(call_id, &text, &cert_copy, &signers) {
+                    tracing::error!(call = %call_id, error = %e, "cannot record the answer; a restart will redo it");
+                }
+            });
             let settlement = SettlementResponse {
                 success: true,
                 transaction: String::new(),
@@ -410,7 +465,8 @@ pub async fn finish_received(state: &GatewayState) -> Result<usize, GatewayError
             description: String::new(),
         };
         // The answer goes to the store; the client collects it by retrying with the same payment.
-        let _ = answer(state, &info, &request, &offer, &HeaderMap::new()).await;
+        let outcome = state.fanout.run(&info, &request).await;
+        let _ = answer(state, r.call_id, &offer, &HeaderMap::new(), outcome, r.authorization.from);
         finished += 1;
     }
     Ok(finished)

@@ -132,6 +132,7 @@ impl Gateway {
             settlement_margin: Duration::from_secs(config.settlement_margin_secs),
             public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
             openai: config.openai.clone(),
+            clock: api::ChainClock::default(),
         });
         let signing = ProviderBuilder::new()
             .disable_recommended_fillers()

@@ -5,7 +5,7 @@ use alloy::{
     providers::Provider,
 };
 use serde_json::{Map, Value, json};
-use vouch_contracts::{PaymentExpectation, TokenDomain, X402_MIN_VALIDITY, check_payment};
+use vouch_contracts::{PaymentExpectation, TokenDomain, X402_MIN_VALIDITY, check_payment, check_payment_offline};
 
 use super::{
     SCHEME_EXACT, X402_VERSION, X402Error, codes,
@@ -172,6 +172,25 @@ pub async fn verify<P: Provider>(
         });
     }
     verify_requirements(provider, &offer.token, &offer.requirements(), payload, now).await
+}
+
+/// Everything [`verify`] checks that needs no chain read: version, `accepted`, the token domain, and the
+/// authorization's signature (EOA only), recipient, window and amount at chain time `now`. Returns the payer. A
+/// payment that passes still needs [`verify`] (nonce unused, balance, ERC-1271 wallets); one that fails may still be
+/// an ERC-1271 wallet's, so callers decide a failure with [`verify`] too.
+pub fn verify_offline(offer: &Offer, payload: &PaymentPayload, now: u64) -> Result<Address, X402Error> {
+    if payload.x402_version != X402_VERSION {
+        return Err(X402Error::malformed(codes::INVALID_X402_VERSION, "this server speaks x402 version 2 only"));
+    }
+    let offered = offer.requirements();
+    match_accepted(&offered, &payload.accepted)?;
+    let signed_for = payload.accepted.token_domain().map_err(|e| X402Error { status: 402, ..e })?;
+    offer.token.check_domain(&signed_for.name, &signed_for.version).map_err(X402Error::from)?;
+    let expect = PaymentExpectation { pay_to: offered.pay_to, amount: offered.amount, min_validity: X402_MIN_VALIDITY };
+    let exact = &payload.payload;
+    check_payment_offline(&offer.token, &exact.authorization, &exact.signature, &expect, now)
+        .map_err(X402Error::from)?;
+    Ok(exact.authorization.from)
 }
 
 /// [`verify`] against any requirements on `domain`'s token (the facilitator verifies other servers' offers).
