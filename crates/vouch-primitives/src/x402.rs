@@ -40,16 +40,19 @@ impl TransferAuthorization {
     }
 }
 
-/// Serde of `U256` as a decimal string (x402 sends `"10000"`): only ASCII digits are accepted.
-mod decimal {
+/// Serde of `U256` as a decimal string (x402 sends `"10000"`): only ASCII digits are accepted. Use with
+/// `#[serde(with = "vouch_primitives::x402::decimal")]`.
+pub mod decimal {
     use alloy_primitives::U256;
     use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
 
-    pub(super) fn serialize<S: Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S::Error> {
+    /// Writes `value` as a decimal string.
+    pub fn serialize<S: Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(value)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<U256, D::Error> {
+    /// Reads a decimal string of ASCII digits.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<U256, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(D::Error::custom(format!("expected a decimal string, got {s:?}")));

@@ -38,7 +38,7 @@ pub struct PaymentRequirements {
     /// The CAIP-2 chain: `eip155:<chainId>`.
     pub network: String,
     /// The exact amount, in token base units.
-    #[serde(with = "decimal")]
+    #[serde(with = "vouch_primitives::x402::decimal")]
     pub amount: U256,
     /// The token (EIP-3009, the EIP-712 `verifyingContract`).
     pub asset: Address,
@@ -427,24 +427,6 @@ impl PaymentPayload {
             }
         }
         Ok(())
-    }
-}
-
-/// Serde of `U256` as a decimal string of ASCII digits (x402 amounts).
-mod decimal {
-    use alloy::primitives::U256;
-    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
-
-    pub(super) fn serialize<S: Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(value)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<U256, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(D::Error::custom(format!("expected a decimal string of base units, got {s:?}")));
-        }
-        U256::from_str_radix(&s, 10).map_err(|e| D::Error::custom(format!("{s:?}: {e}")))
     }
 }
 
