@@ -7,10 +7,7 @@
 
 use std::{
     fs,
-    io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::mpsc,
+    path::Path,
     thread,
     time::{Duration, Instant},
 };
@@ -27,71 +24,18 @@ use vouch_gateway::GatewayConfig;
 
 use crate::{
     node::{RunningNode, write_node_toml},
-    support::{DevnetProcess, Vouch, assert_contains, sigterm, vouch_command, wait_for_exit},
+    support::{DevnetProcess, ServingProcess, Vouch, assert_contains, sigterm, vouch_command, wait_for_exit},
 };
 
 /// `vouch --json gateway run …` as a child process (with the devnet's data directory, so `--from` names its keys),
 /// its stderr (the logs) in a file; killed on drop.
-struct RunningGateway {
-    child: std::process::Child,
-    log: PathBuf,
-    summary: mpsc::Receiver<String>,
-}
+type RunningGateway = ServingProcess;
 
-impl RunningGateway {
-    fn start(datadir: &Path, args: &[&str], log: &Path) -> Self {
-        eprintln!("$ vouch --json gateway run {} &", args.join(" "));
-        let mut child = vouch_command()
-            .env("VOUCH_DATADIR", datadir)
-            .args(["--json", "gateway", "run"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(log).expect("log file"))
-            .spawn()
-            .expect("vouch gateway run starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, summary) = mpsc::channel();
-        // Collects the one pretty-printed JSON document (it ends with a line "}"), then keeps draining.
-        thread::spawn(move || {
-            let mut doc = String::new();
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                doc.push_str(&line);
-                doc.push('\n');
-                if line == "}"
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(std::mem::take(&mut doc));
-                }
-            }
-        });
-        Self { child, log: log.to_owned(), summary }
-    }
-
-    fn logs(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The summary it prints once serving.
-    fn wait_serving(&mut self) -> Value {
-        let started = Instant::now();
-        loop {
-            if let Ok(doc) = self.summary.recv_timeout(Duration::from_millis(200)) {
-                return serde_json::from_str(&doc).unwrap_or_else(|e| panic!("summary is not JSON ({e}):\n{doc}"));
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("vouch gateway run exited ({status}):\n{}", self.logs());
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "the gateway did not start:\n{}", self.logs());
-        }
-    }
-}
-
-impl Drop for RunningGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_gateway(datadir: &Path, args: &[&str], log: &Path) -> RunningGateway {
+    eprintln!("$ vouch --json gateway run {} &", args.join(" "));
+    let mut command = vouch_command();
+    command.env("VOUCH_DATADIR", datadir).args(["--json", "gateway", "run"]).args(args);
+    ServingProcess::spawn(command, log, "vouch gateway run", Duration::from_secs(60))
 }
 
 /// `who`'s vUSD balance, read from the chain directly (the CLI has no balance command).
@@ -146,7 +90,7 @@ fn a_call_paid_with_x402_through_vouch_gateway_run_is_certified_and_settled_exac
         ),
     )
     .expect("writes gateway.toml");
-    let mut gateway = RunningGateway::start(
+    let mut gateway = start_gateway(
         &devnet.datadir,
         &["--config", config.to_str().expect("utf-8"), "--from", "developer"],
         &gateway_dir.join("gateway.log"),

@@ -7,11 +7,9 @@
 
 use std::{
     fs,
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::TcpStream,
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::mpsc,
+    path::Path,
     thread,
     time::{Duration, Instant},
 };
@@ -25,7 +23,7 @@ use vouch_node::{
 };
 use vouch_primitives::{CallId, ChainBinding, ResultRef, ServiceId};
 
-use crate::support::{DevnetProcess, Vouch, assert_contains, sigterm, vouch_command, wait_for_exit};
+use crate::support::{DevnetProcess, ServingProcess, Vouch, assert_contains, sigterm, vouch_command, wait_for_exit};
 
 /// A node.toml for `operator-<index>` of the devnet, with its state in `data_dir` (relative to the file); `announce`
 /// sets `[api] announce`, and `extra` is appended.
@@ -89,65 +87,14 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 }
 
 /// `vouch --json node run …` as a child process, its stderr (the logs) in a file; killed on drop.
-pub(crate) struct RunningNode {
-    pub(crate) child: std::process::Child,
-    log: PathBuf,
-    summary: mpsc::Receiver<String>,
-}
+pub(crate) type RunningNode = ServingProcess;
 
 impl RunningNode {
     pub(crate) fn start(config: &Path, log: &Path, blueprint: &str) -> Self {
         eprintln!("$ vouch --json node run --config {} --blueprint {blueprint} &", config.display());
-        let mut child = vouch_command()
-            .args(["--json", "node", "run", "--config"])
-            .arg(config)
-            .args(["--blueprint", blueprint])
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(log).expect("log file"))
-            .spawn()
-            .expect("vouch node run starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, summary) = mpsc::channel();
-        // Collects the one pretty-printed JSON document (it ends with a line "}"), then keeps draining.
-        thread::spawn(move || {
-            let mut doc = String::new();
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                doc.push_str(&line);
-                doc.push('\n');
-                if line == "}"
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(std::mem::take(&mut doc));
-                }
-            }
-        });
-        Self { child, log: log.to_owned(), summary }
-    }
-
-    pub(crate) fn logs(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The summary it prints once serving.
-    pub(crate) fn wait_serving(&mut self) -> Value {
-        let started = Instant::now();
-        loop {
-            if let Ok(doc) = self.summary.recv_timeout(Duration::from_millis(200)) {
-                return serde_json::from_str(&doc).unwrap_or_else(|e| panic!("summary is not JSON ({e}):\n{doc}"));
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("vouch node run exited ({status}):\n{}", self.logs());
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "the node did not start:\n{}", self.logs());
-        }
-    }
-}
-
-impl Drop for RunningNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut command = vouch_command();
+        command.args(["--json", "node", "run", "--config"]).arg(config).args(["--blueprint", blueprint]);
+        Self::spawn(command, log, "vouch node run", Duration::from_secs(120))
     }
 }
 

@@ -259,3 +259,67 @@ impl Drop for DevnetProcess {
         }
     }
 }
+
+/// A long-running `vouch --json …` child process (`node run`, `gateway run`): its stderr (the logs) in a file, the one
+/// JSON summary it prints once serving collected from stdout; killed on drop.
+pub(crate) struct ServingProcess {
+    pub(crate) child: Child,
+    log: PathBuf,
+    summary: mpsc::Receiver<String>,
+    what: &'static str,
+    startup: Duration,
+}
+
+impl ServingProcess {
+    /// Spawns `command` (stdout piped, stderr to `log`); `what` names it in failures.
+    pub(crate) fn spawn(mut command: Command, log: &Path, what: &'static str, startup: Duration) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, summary) = mpsc::channel();
+        // Collects the one pretty-printed JSON document (it ends with a line "}"), then keeps draining.
+        thread::spawn(move || {
+            let mut doc = String::new();
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                doc.push_str(&line);
+                doc.push('\n');
+                if line == "}"
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(std::mem::take(&mut doc));
+                }
+            }
+        });
+        Self { child, log: log.to_owned(), summary, what, startup }
+    }
+
+    /// Its logs so far.
+    pub(crate) fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The summary it prints once serving.
+    pub(crate) fn wait_serving(&mut self) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Ok(doc) = self.summary.recv_timeout(Duration::from_millis(200)) {
+                return serde_json::from_str(&doc).unwrap_or_else(|e| panic!("summary is not JSON ({e}):\n{doc}"));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}):\n{}", self.what, self.logs());
+            }
+            assert!(started.elapsed() < self.startup, "{} did not start:\n{}", self.what, self.logs());
+        }
+    }
+}
+
+impl Drop for ServingProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
