@@ -120,18 +120,25 @@ impl ViewError {
 /// Services read, with when.
 type ServiceCache = Arc<Mutex<HashMap<u64, (Instant, Arc<ServiceInfo>)>>>;
 
+/// Endpoints read, with when.
+type EndpointCache = Arc<Mutex<HashMap<Address, (Instant, String)>>>;
+
+/// How long an operator's announced endpoint is reused before it is read again.
+const ENDPOINT_TTL: Duration = Duration::from_secs(30);
+
 /// Cached chain reads.
 #[derive(Clone, Debug)]
 pub struct ChainView {
     provider: DynProvider,
     book: AddressBook,
     services: ServiceCache,
+    endpoints: EndpointCache,
 }
 
 impl ChainView {
     /// Reads through `provider` the deployment named by `book`.
     pub fn new(provider: DynProvider, book: AddressBook) -> Self {
-        Self { provider, book, services: Arc::default() }
+        Self { provider, book, services: Arc::default(), endpoints: Arc::default() }
     }
 
     /// The provider.
@@ -216,15 +223,31 @@ impl ChainView {
             .map_err(|e| ViewError::new(format!("quorumReached({service})"), e))
     }
 
-    /// The endpoint `operator` announced.
+    /// The endpoint `operator` announced (cached for 30 s; [`Self::forget_endpoint`] after a failed connection).
     pub async fn endpoint_of(&self, operator: Address) -> Result<String, ViewError> {
+        if let Ok(cache) = self.endpoints.lock()
+            && let Some((at, endpoint)) = cache.get(&operator)
+            && at.elapsed() < ENDPOINT_TTL
+        {
+            return Ok(endpoint.clone());
+        }
         let staking = VouchStaking::new(self.book.contracts.staking, &self.provider);
         let info = staking
             .operatorInfo(operator)
             .call()
             .await
             .map_err(|e| ViewError::new(format!("operatorInfo({operator})"), e))?;
+        if let Ok(mut cache) = self.endpoints.lock() {
+            cache.insert(operator, (Instant::now(), info.endpoint.clone()));
+        }
         Ok(info.endpoint)
+    }
+
+    /// Drops `operator`'s cached endpoint (it may have announced a new one).
+    pub fn forget_endpoint(&self, operator: Address) {
+        if let Ok(mut cache) = self.endpoints.lock() {
+            cache.remove(&operator);
+        }
     }
 
     /// The registered BLS key of `operator`, if any.

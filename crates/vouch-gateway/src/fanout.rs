@@ -2,11 +2,7 @@
 //! the operator's registered BLS key, groups replies by result, and returns as soon as one group reaches the
 //! service's quorum — with the aggregate certificate. Replies that disagree with the quorum are kept as evidence.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use alloy_primitives::{Address, Bytes, U256, keccak256};
 use futures_util::{StreamExt, stream::FuturesUnordered};
@@ -70,14 +66,7 @@ pub enum FanOutOutcome {
 pub struct FanOut {
     client: reqwest::Client,
     chain: ChainView,
-    endpoints: Endpoints,
 }
-
-/// Operators' announced endpoints, with when they were read.
-type Endpoints = Arc<Mutex<HashMap<Address, (Instant, String)>>>;
-
-/// How long an endpoint read from `VouchStaking` is reused (an unreachable operator's is re-read at once).
-const ENDPOINT_TTL: Duration = Duration::from_secs(30);
 
 impl FanOut {
     /// A fan-out that gives each operator `timeout` to answer.
@@ -88,32 +77,16 @@ impl FanOut {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_default();
-        Self { client, chain, endpoints: Arc::default() }
-    }
-
-    async fn endpoint(&self, operator: Address) -> Result<String, String> {
-        if let Ok(cache) = self.endpoints.lock()
-            && let Some((at, endpoint)) = cache.get(&operator)
-            && at.elapsed() < ENDPOINT_TTL
-        {
-            return Ok(endpoint.clone());
-        }
-        let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| e.to_string())?;
-        if let Ok(mut cache) = self.endpoints.lock() {
-            cache.insert(operator, (Instant::now(), endpoint.clone()));
-        }
-        Ok(endpoint)
+        Self { client, chain }
     }
 
     async fn ask(&self, operator: Address, req: &JobRequest) -> Result<SignedResult, String> {
-        let endpoint = self.endpoint(operator).await?;
+        let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| e.to_string())?;
         let url = format!("{}/v1/jobs", endpoint.trim_end_matches('/'));
         let r = match self.client.post(&url).json(req).send().await {
             Ok(r) => r,
             Err(e) => {
-                if let Ok(mut cache) = self.endpoints.lock() {
-                    cache.remove(&operator);
-                }
+                self.chain.forget_endpoint(operator);
                 return Err(format!("unreachable: {e}"));
             }
         };

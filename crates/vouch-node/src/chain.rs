@@ -58,9 +58,14 @@ impl ChainView {
         Ok(self.0.quorum_reached(service, bitmap).await?)
     }
 
-    /// The endpoint `operator` announced.
+    /// The endpoint `operator` announced (cached for 30 s).
     pub async fn endpoint_of(&self, operator: Address) -> Result<String, NodeError> {
         Ok(self.0.endpoint_of(operator).await?)
+    }
+
+    /// Drops `operator`'s cached endpoint.
+    pub fn forget_endpoint(&self, operator: Address) {
+        self.0.forget_endpoint(operator);
     }
 
     /// The registered BLS key of `operator`, if any.

@@ -1,11 +1,7 @@
 //! [`Peers`]: sends this node's signed results of on-chain calls to the other operators of the service
 //! (`POST /v1/results` on their announced endpoints), with a few retries. Endpoints are read from `VouchStaking`.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use alloy_primitives::Address;
 use vouch_primitives::wire::SignedResult;
@@ -21,7 +17,6 @@ pub struct Peers {
     client: reqwest::Client,
     chain: ChainView,
     me: Address,
-    endpoints: Arc<Mutex<HashMap<Address, String>>>,
 }
 
 impl Peers {
@@ -32,18 +27,7 @@ impl Peers {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .unwrap_or_default();
-        Self { client, chain, me, endpoints: Arc::default() }
-    }
-
-    async fn endpoint(&self, operator: Address) -> Option<String> {
-        if let Some(e) = self.endpoints.lock().ok().and_then(|m| m.get(&operator).cloned()) {
-            return Some(e);
-        }
-        let e = self.chain.endpoint_of(operator).await.ok()?;
-        if let Ok(mut m) = self.endpoints.lock() {
-            m.insert(operator, e.clone());
-        }
-        Some(e)
+        Self { client, chain, me }
     }
 
     /// Sends `share` (without its output) to every other operator of `service`, in the background.
@@ -60,7 +44,7 @@ impl Peers {
     async fn send(&self, operator: Address, share: &SignedResult) {
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=ATTEMPTS {
-            let Some(endpoint) = self.endpoint(operator).await else {
+            let Ok(endpoint) = self.chain.endpoint_of(operator).await else {
                 tracing::debug!(%operator, "no endpoint for peer");
                 return;
             };
@@ -75,9 +59,7 @@ impl Peers {
                 Err(e) => {
                     tracing::debug!(%operator, error = %e, attempt, "peer unreachable");
                     // The endpoint may have changed (a restarted node announces a new one).
-                    if let Ok(mut m) = self.endpoints.lock() {
-                        m.remove(&operator);
-                    }
+                    self.chain.forget_endpoint(operator);
                 }
             }
             tokio::time::sleep(delay).await;
