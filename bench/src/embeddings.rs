@@ -1,0 +1,3 @@
+//! Benchmark of the embeddings blueprint (work in progress).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Benchmark of the textgen blueprint (work in progress).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The embeddings blueprint (work in progress).

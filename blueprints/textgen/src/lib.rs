@@ -1,0 +1,1 @@
+//! The text-generation blueprint (work in progress).
