@@ -4,6 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use alloy::primitives::U256;
 use vouch_contracts::{DeployConfig, vouch_protocol::IVouchProtocol::Policy};
+use vouch_primitives::wire::Verification;
 
 /// 1 ETH in wei.
 pub const ONE_ETH: U256 = U256::from_limbs([1_000_000_000_000_000_000, 0, 0, 0]);
@@ -80,6 +81,21 @@ pub struct JobConfig {
     pub price: u128,
     /// Seconds from opening to the latest settlement (60 s to 7 days).
     pub deadline: u32,
+    /// How its operators come to sign one result (metadata `jobs[i].verification`).
+    pub verification: Verification,
+}
+
+impl JobConfig {
+    /// A job with exact verification.
+    pub fn new(name: impl Into<String>, price: u128, deadline: u32) -> Self {
+        Self { name: name.into(), price, deadline, verification: Verification::Exact }
+    }
+
+    /// The same job with `verification`.
+    pub fn with_verification(mut self, verification: Verification) -> Self {
+        self.verification = verification;
+        self
+    }
 }
 
 /// The blueprint the devnet registers.
@@ -104,10 +120,7 @@ impl Default for BlueprintConfig {
     fn default() -> Self {
         Self {
             name: "vouch-devnet-demo".into(),
-            jobs: vec![
-                JobConfig { name: "echo".into(), price: 10_000, deadline: 600 },
-                JobConfig { name: "sha256".into(), price: 50_000, deadline: 3_600 },
-            ],
+            jobs: vec![JobConfig::new("echo", 10_000, 600), JobConfig::new("sha256", 50_000, 3_600)],
             policy: Policy {
                 quorumBps: 6_667,
                 minSigners: 2,

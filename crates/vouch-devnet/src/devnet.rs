@@ -644,8 +644,9 @@ impl Setup<'_> {
         let metadata = serde_json::json!({
             "name": spec.name,
             "description": "The demo blueprint of a Vouch devnet",
-            "jobs": jobs.iter().map(|j| serde_json::json!({
+            "jobs": jobs.iter().zip(&spec.jobs).map(|(j, config)| serde_json::json!({
                 "index": j.index, "name": j.name, "price": j.price.to_string(), "deadline": j.deadline,
+                "verification": config.verification,
             })).collect::<Vec<_>>(),
         });
         let mut text = serde_json::to_string_pretty(&metadata).unwrap_or_default();

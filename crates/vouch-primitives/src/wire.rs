@@ -8,13 +8,33 @@ use alloy_primitives::{Address, B256, Bytes};
 use serde::{Deserialize, Serialize};
 
 pub use crate::x402::TransferAuthorization;
-use crate::{BatchEntry, CallId, ResultRef, ServiceId};
+use crate::{BatchEntry, CallId, CommitmentRef, ResultRef, ServiceId};
 
 /// Version of every body in this module.
 pub const WIRE_VERSION: u32 = 1;
 
 /// Most entries one [`BatchSignRequest`] may hold (below the contract's `MAX_BATCH_SIZE` of 1,024).
 pub const MAX_BATCH_SIGN_ENTRIES: usize = 256;
+
+/// How the operators of a job come to sign one result (`docs/design/tolerant-verification.md`). A blueprint declares
+/// it per job in its metadata (`jobs[i].verification`); a gateway orchestrates the call accordingly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Verification {
+    /// Every operator runs the job and signs its own result (`POST /v1/jobs`); a certificate needs equal result
+    /// hashes. For deterministic jobs.
+    #[default]
+    Exact,
+    /// Commit, then sign a canonical output: every operator runs the job and signs a commitment to its own output
+    /// (`POST /v1/commitments`); the aggregator proposes one committed output, and each operator signs it as its
+    /// result (`POST /v1/endorsements`) only if it lies within the job's tolerance of its own. For floating-point
+    /// outputs such as embeddings.
+    Tolerant,
+    /// One executor runs the job (`POST /v1/jobs`); every other operator checks the claimed output with the job's
+    /// cheaper checker (`POST /v1/endorsements`) and signs the same result if it passes. For text generation
+    /// (teacher-forced re-prefill).
+    Checked,
+}
 
 /// Why the operator may do the work: the call is paid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +85,36 @@ pub struct SignedResult {
     pub output: Option<Bytes>,
     /// 96-byte compressed BLS signature (G2).
     pub signature: Bytes,
+}
+
+/// The answer to `POST /v1/commitments` (a [`JobRequest`] for a [`Verification::Tolerant`] job): the operator's own
+/// output and its signature over `commitment_digest(binding, commitment)`. The guard records one commitment per call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignedCommitment {
+    /// [`WIRE_VERSION`].
+    pub version: u32,
+    /// The committing operator.
+    pub operator: Address,
+    /// What it committed to.
+    pub commitment: CommitmentRef,
+    /// The operator's output (its `keccak256` is the commitment's output hash).
+    pub output: Bytes,
+    /// 96-byte compressed BLS signature (G2).
+    pub signature: Bytes,
+}
+
+/// `POST /v1/endorsements`: sign `output` — another operator's output for the same paid call — as this operator's
+/// result, if it agrees with it: within the job's tolerance of this operator's own commitment
+/// ([`Verification::Tolerant`]) or passing the job's checker ([`Verification::Checked`]). Answered with a
+/// [`SignedResult`] over `keccak256(output)`, or `409 disagree` with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndorseRequest {
+    /// The paid call, exactly as for `POST /v1/jobs` (the same payment checks apply).
+    pub request: JobRequest,
+    /// The output proposed for certification.
+    pub output: Bytes,
 }
 
 /// `POST /v1/batches`: sign one batch certificate over calls this operator already signed one by one.

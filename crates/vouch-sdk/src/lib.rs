@@ -89,4 +89,4 @@ pub use verifier::{Agreement, Exact, JsonTolerance, Verifier};
 pub use alloy_primitives::{Address, B256};
 pub use bytes::Bytes;
 pub use futures_util::future::BoxFuture;
-pub use vouch_primitives::{CallId, ServiceId};
+pub use vouch_primitives::{CallId, ServiceId, wire::Verification};

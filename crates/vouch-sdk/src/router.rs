@@ -10,6 +10,7 @@ use std::{
 
 use futures_util::future::{self, BoxFuture};
 use tower::{BoxError, Layer, Service, ServiceExt, util::BoxCloneSyncService};
+use vouch_primitives::wire::Verification;
 
 use crate::{
     Exact, Handler, JobCall, JobError, JobOutput, Verifier,
@@ -176,6 +177,13 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// The verifier for job `job_index`: the one set with [`Router::verifier`], else [`Exact`].
     pub fn verifier_for(&self, job_index: u8) -> Arc<dyn Verifier> {
         self.verifiers.get(&job_index).cloned().unwrap_or_else(|| Arc::new(Exact))
+    }
+
+    /// How operators of job `job_index` come to sign one result, as the blueprint declares it in its metadata:
+    /// [`Verification::Tolerant`] when a verifier was set with [`Router::verifier`], else
+    /// [`Verification::Exact`].
+    pub fn verification_for(&self, job_index: u8) -> Verification {
+        if self.verifiers.contains_key(&job_index) { Verification::Tolerant } else { Verification::Exact }
     }
 }
 

@@ -155,8 +155,12 @@ impl TestNetworkBuilder {
         let Self { router, node_routers, mut devnet, confirmations, turn, settle_timeout } = self;
         if devnet.blueprint.jobs.is_empty() {
             let count = router.jobs().iter().copied().max().map_or(0, |m| usize::from(m) + 1);
-            devnet.blueprint.jobs =
-                (0..count).map(|i| JobConfig { name: format!("job{i}"), price: 10_000, deadline: 600 }).collect();
+            devnet.blueprint.jobs = (0..count)
+                .map(|i| {
+                    let index = u8::try_from(i).unwrap_or(u8::MAX);
+                    JobConfig::new(format!("job{i}"), 10_000, 600).with_verification(router.verification_for(index))
+                })
+                .collect();
         }
         devnet.blueprint.name = "vouch-testing".into();
         let devnet = Devnet::start(devnet).await?;

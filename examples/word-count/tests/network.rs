@@ -8,11 +8,7 @@ use word_count::{COUNT, Config, Counts, JOBS, TOP, Top};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_operators_count_words_and_certify_the_result() -> Result<(), Box<dyn std::error::Error>> {
     // On chain, the jobs cost what the blueprint suggests (the harness's default is 0.01 vUSD each).
-    let jobs = JOBS.iter().map(|job| JobConfig {
-        name: job.name.into(),
-        price: job.suggested_price,
-        deadline: job.suggested_deadline_secs as u32,
-    });
+    let jobs = JOBS.iter().map(|job| JobConfig::new(job.name, job.suggested_price, job.suggested_deadline_secs as u32));
     let net =
         TestNetwork::builder(word_count::router(Config::default())).jobs(jobs.collect()).operators(3).start().await?;
 
