@@ -44,6 +44,12 @@ contract BLSTest is VectorTest {
         assertEq(Domain.RESULT_TAG, keccak256(bytes("vouch.v1.result")), "RESULT_TAG");
         assertEq(Domain.BATCH_TAG, keccak256(bytes("vouch.v1.batch")), "BATCH_TAG");
         assertEq(Domain.POP_TAG, keccak256(bytes("vouch.v1.pop")), "POP_TAG");
+        assertEq(Domain.PAID_CALL_TAG, keccak256(bytes("vouch.v1.paid-call")), "PAID_CALL_TAG");
+        assertEq(Domain.COMMIT_TAG, keccak256(bytes("vouch.v1.commit")), "COMMIT_TAG");
+        // The Rust twin, `vouch_primitives::domain::COMMIT_TAG`.
+        assertEq(
+            Domain.COMMIT_TAG, 0xdfbca34c7084257e2dd8b6150a0d61b14531ce405d6f19aa7ad85bfb794c6ae8, "Rust COMMIT_TAG"
+        );
         assertTrue(keccak256(Domain.DST_RESULT) != keccak256(Domain.DST_POP), "DSTs differ");
     }
 

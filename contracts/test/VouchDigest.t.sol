@@ -8,7 +8,7 @@ import {BLSHarness} from "./utils/Harness.sol";
 import {VectorTest} from "./utils/Vectors.sol";
 
 /// @title VouchDigestTest
-/// @notice Result, batch and PoP digests against the golden vectors and docs/design/bls.md.
+/// @notice Result, commitment, batch and PoP digests against the golden vectors and docs/design/bls.md.
 contract VouchDigestTest is VectorTest {
     /// @notice `result`.
     struct ResultVector {
@@ -91,6 +91,67 @@ contract VouchDigestTest is VectorTest {
             ),
             "spec encoding"
         );
+    }
+
+    /// @notice `commitment`.
+    struct CommitmentVector {
+        uint256 serviceId;
+        uint256 callId;
+        bytes32 inputsHash;
+        bytes32 outputHash;
+        bytes32 digest;
+    }
+
+    /// @dev The commitment digest agrees with `vouch_primitives::commitment_digest` (the vector) and the spec.
+    function test_CommitmentDigest_MatchesVector() external view {
+        string memory json = _readVectors();
+        CommitmentVector memory c = CommitmentVector({
+            serviceId: vm.parseJsonUint(json, ".commitment.serviceId"),
+            callId: vm.parseJsonUint(json, ".commitment.callId"),
+            inputsHash: vm.parseJsonBytes32(json, ".commitment.inputsHash"),
+            outputHash: vm.parseJsonBytes32(json, ".commitment.outputHash"),
+            digest: vm.parseJsonBytes32(json, ".commitment.digest")
+        });
+        assertEq(keccak256(vm.parseJsonBytes(json, ".commitment.output")), c.outputHash, "commitment.outputHash");
+        uint256 chainId = vm.parseJsonUint(json, ".chainId");
+        address protocol = vm.parseJsonAddress(json, ".protocol");
+        bytes32 digest =
+            VouchDigest.commitmentDigest(chainId, protocol, _u64(c.serviceId), c.callId, c.inputsHash, c.outputHash);
+        assertEq(digest, c.digest, "commitment.digest");
+        assertEq(
+            digest,
+            keccak256(
+                abi.encode(
+                    keccak256("vouch.v1.commit"), chainId, protocol, c.serviceId, c.callId, c.inputsHash, c.outputHash
+                )
+            ),
+            "spec encoding"
+        );
+        // The same words under the result tag are another digest.
+        assertTrue(
+            digest
+                != VouchDigest.resultDigest(chainId, protocol, _u64(c.serviceId), c.callId, c.inputsHash, c.outputHash),
+            "not a result digest"
+        );
+    }
+
+    /// @dev The commitment tag keeps a commitment digest apart from every result and batch digest.
+    function testFuzz_CommitmentDigestNeverEqualsResultOrBatchDigest(
+        uint64 serviceId,
+        uint256 callId,
+        bytes32 inputsHash,
+        bytes32 hash,
+        uint32 count
+    ) external view {
+        bytes32 commitment = VouchDigest.commitmentDigest(
+            block.chainid, address(this), serviceId, callId, inputsHash, hash
+        );
+        bytes32 result = VouchDigest.resultDigest(block.chainid, address(this), serviceId, callId, inputsHash, hash);
+        assertTrue(commitment != result, "commitment vs result");
+        if (count != 0) {
+            bytes32 batch = VouchDigest.batchDigest(block.chainid, address(this), serviceId, inputsHash, count);
+            assertTrue(commitment != batch, "commitment vs batch");
+        }
     }
 
     function test_Batch_MatchesVector() external view {

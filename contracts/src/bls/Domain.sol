@@ -7,7 +7,8 @@ pragma solidity 0.8.30;
 /// every tag and DST) and regenerates contracts/test/vectors/bls.json. The Rust twins live in
 /// `vouch_primitives::domain`.
 library Domain {
-    /// @notice RFC 9380 DST for result and batch signatures (hash-to-G2 under `expand_message_xmd` with SHA-256).
+    /// @notice RFC 9380 DST for result, batch and commitment signatures (hash-to-G2 under `expand_message_xmd` with
+    /// SHA-256); the digests' tags keep the three apart.
     bytes internal constant DST_RESULT = "VOUCH-V1-RESULT_BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
     /// @notice RFC 9380 DST for proofs of possession of registered keys.
@@ -24,4 +25,9 @@ library Domain {
 
     /// @notice Tag of a proof-of-possession digest: `keccak256("vouch.v1.pop")`.
     bytes32 internal constant POP_TAG = keccak256("vouch.v1.pop");
+
+    /// @notice Tag of an output commitment digest (tolerant jobs): `keccak256("vouch.v1.commit")`.
+    /// @dev A commitment is not a result statement: committing to one output and then signing a canonical output
+    /// within tolerance of it is not equivocation (docs/design/tolerant-verification.md).
+    bytes32 internal constant COMMIT_TAG = keccak256("vouch.v1.commit");
 }

@@ -31,6 +31,28 @@ library VouchDigest {
         return keccak256(abi.encode(Domain.RESULT_TAG, chainId, protocol, serviceId, callId, inputsHash, resultHash));
     }
 
+    /// @notice Digest of an output commitment of a tolerant job, signed under `Domain.DST_RESULT`:
+    /// `keccak256(abi.encode(COMMIT_TAG, chainId, protocol, serviceId, callId, inputsHash, outputHash))`.
+    /// @dev Same shape as `resultDigest` under another tag, so a commitment can never be read as a result statement
+    /// (or the reverse). The Rust twin is `vouch_primitives::commitment_digest`.
+    /// @param chainId Chain id of the protocol.
+    /// @param protocol Address of the protocol contract the call belongs to.
+    /// @param serviceId Service identifier.
+    /// @param callId Call identifier within the service.
+    /// @param inputsHash Hash of the call inputs.
+    /// @param outputHash `keccak256` of the operator's own output.
+    /// @return The commitment digest.
+    function commitmentDigest(
+        uint256 chainId,
+        address protocol,
+        uint64 serviceId,
+        uint256 callId,
+        bytes32 inputsHash,
+        bytes32 outputHash
+    ) internal pure returns (bytes32) {
+        return keccak256(abi.encode(Domain.COMMIT_TAG, chainId, protocol, serviceId, callId, inputsHash, outputHash));
+    }
+
     /// @notice Call id of the call an x402 (EIP-3009) authorization pays for:
     /// `uint256(keccak256(abi.encode(PAID_CALL_TAG, serviceId, jobIndex, from, nonce)))`.
     /// @dev Known before anything reaches the chain, so operators can sign a paid call's result first and the payment

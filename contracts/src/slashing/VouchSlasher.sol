@@ -26,6 +26,13 @@ import {IVouchStaking} from "../interfaces/IVouchStaking.sol";
 /// - Deviation is a signed statement with the call's own `inputsHash` and a `resultHash` other than the settled one. A
 ///   statement on other inputs is not compared with the certificate (it is equivocation material if the operator also
 ///   signed the real inputs).
+/// - A tolerant job's operator first signs a *commitment* to its own output (`VouchDigest.commitmentDigest`, tag
+///   `COMMIT_TAG`, same DST) and then the canonical output only if it agrees with its own within the blueprint's
+///   tolerance (docs/design/tolerant-verification.md). A commitment to an output other than the certified one is a
+///   deviation too (`proposeCommitmentDeviation`), proposed with the committed bytes in calldata so that anyone can
+///   check the tolerance during the dispute window. Whether two outputs agree is decided off-chain, so such a proposal
+///   is accepted only where the blueprint's arbiter can veto it (an arbiter and a non-zero dispute window). Both kinds
+///   share the proposal id space: one deviation proposal per (operator, callId), whichever evidence it rests on.
 /// - Amounts: `slashableStake(operator) × bps / 10_000` read when the slash happens (at execution for deviations), with
 ///   the blueprint's policy read at that time. Of it, `payerShareBps` go to the call's payer, `reporterShareBps` to the
 ///   reporter (the proposer for deviations), the rest is burned; `VouchStaking.slash` credits them. Basis points are
@@ -54,6 +61,14 @@ contract VouchSlasher is ReentrancyGuardTransient {
         bytes32 batchRoot;
         uint32 batchCount;
         bytes32[] proof;
+    }
+
+    /// @notice One operator's signed commitment to its own output for a call of a tolerant job: a signature under
+    /// `Domain.DST_RESULT` on `commitmentDigest(chainid, protocol, serviceId, callId, inputsHash, outputHash)`.
+    struct SignedCommitment {
+        bytes32 inputsHash;
+        bytes32 outputHash; // keccak256 of the committed output bytes
+        bytes signature; // 256-byte EIP-2537 G2 signature by the operator alone
     }
 
     /// @notice Kinds of fault; one report per (operator, callId, fault).
@@ -187,6 +202,25 @@ contract VouchSlasher is ReentrancyGuardTransient {
         uint64 executableAt
     );
 
+    /// @notice A deviation resting on an output commitment was proposed (`proposeCommitmentDeviation`); it is vetoed
+    /// and executed like any deviation proposal. The committed output is in the proposal's calldata.
+    /// @param proposalId The new proposal.
+    /// @param operator The operator whose commitment deviates.
+    /// @param callId The settled call.
+    /// @param proposer Sender; receives the reporter share on execution.
+    /// @param outputHash `keccak256` of the output the operator committed to.
+    /// @param certifiedResultHash The result of the certificate.
+    /// @param executableAt When the proposal becomes executable and the veto window closes.
+    event CommitmentDeviationProposed(
+        uint256 indexed proposalId,
+        address indexed operator,
+        uint256 indexed callId,
+        address proposer,
+        bytes32 outputHash,
+        bytes32 certifiedResultHash,
+        uint64 executableAt
+    );
+
     /// @notice The blueprint's arbiter vetoed a deviation proposal; it can never execute.
     /// @param proposalId The proposal.
     /// @param arbiter The sender.
@@ -313,10 +347,24 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param actual The signed inputs hash.
     error InputsMismatch(uint256 callId, bytes32 expected, bytes32 actual);
 
-    /// @notice The signed result is the settled result: no deviation.
+    /// @notice The signed result (or committed output) is the settled result: no deviation.
     /// @param callId The call.
     /// @param resultHash The settled result hash.
     error NotDeviating(uint256 callId, bytes32 resultHash);
+
+    /// @notice The output published with a commitment deviation is not the committed one.
+    /// @param callId The call.
+    /// @param outputHash The committed output hash.
+    /// @param actual `keccak256` of the published output.
+    error OutputMismatch(uint256 callId, bytes32 outputHash, bytes32 actual);
+
+    /// @notice Whether a committed output is within tolerance of the certified one is decided off-chain, so a
+    /// commitment deviation needs a blueprint whose arbiter can veto it: an arbiter and a non-zero dispute window.
+    /// @param callId The call.
+    /// @param blueprintId Its blueprint.
+    /// @param arbiter The blueprint's arbiter (zero = none).
+    /// @param disputeWindow The blueprint's dispute window (seconds).
+    error CommitmentNotDisputable(uint256 callId, uint64 blueprintId, address arbiter, uint32 disputeWindow);
 
     /// @notice The proposal is not pending (unknown, vetoed or executed).
     /// @param proposalId The proposal.
@@ -449,8 +497,8 @@ contract VouchSlasher is ReentrancyGuardTransient {
     // ------------------------------------------------------------------------------------------------------------
 
     /// @notice Proves that a call was paid and settled in paid batch `batchId`, so that it can be reported by id with
-    /// `reportEquivocation`, `proposeDeviation` and `reportMissedDeadline` like a protocol call. Anyone; proving a
-    /// call again returns its id.
+    /// `reportEquivocation`, `proposeDeviation`, `proposeCommitmentDeviation` and `reportMissedDeadline` like a protocol
+    /// call. Anyone; proving a call again returns its id.
     /// @dev The recorded call has the batch's service, signers and settlement time, the payer `p.from` and a deadline
     /// equal to its settlement time (a paid batch is never late). Only collected entries (payment > 0) are calls: the
     /// token lets an authorization be collected once, so a call has at most one such entry in any batch.
@@ -491,8 +539,9 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @notice Proposes to slash `operator` for signing, on the inputs of settled call `callId`, a result other than
     /// the certified one. Executable by anyone once the blueprint's dispute window has passed, unless its arbiter
     /// vetoes first; the sender receives the reporter share.
-    /// @dev Checks: the call is settled; no proposal yet for (operator, callId); `operator` is at `slot`; the signed
-    /// inputs hash is the call's and the signed result hash is not; the signature verifies.
+    /// @dev Checks: the call is settled; no proposal yet for (operator, callId), from either entry point
+    /// (`proposeCommitmentDeviation` shares the ids); `operator` is at `slot`; the signed inputs hash is the call's and
+    /// the signed result hash is not; the signature verifies.
     /// @param callId The settled call.
     /// @param operator The operator.
     /// @param slot The operator's slot in the call's service.
@@ -503,28 +552,51 @@ contract VouchSlasher is ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 proposalId)
     {
-        IVouchProtocol.Call memory call = _call(callId);
-        if (call.status != IVouchProtocol.CallStatus.Settled) revert CallNotSettled(callId, call.status);
-        proposalId = proposalIdOf(operator, callId);
-        if (_proposals[proposalId].status != ProposalStatus.None) {
-            revert AlreadyReported(operator, callId, Fault.Deviation);
-        }
-        IVouchProtocol.Service memory service = PROTOCOL.getService(call.serviceId);
-        _checkSlot(call.serviceId, service, slot, operator);
-        if (s.inputsHash != call.inputsHash) revert InputsMismatch(callId, call.inputsHash, s.inputsHash);
-        if (s.resultHash == call.resultHash) revert NotDeviating(callId, call.resultHash);
+        IVouchProtocol.Call memory call;
+        uint64 blueprintId;
+        (call, blueprintId, proposalId) = _checkDeviation(callId, operator, slot, s.inputsHash, s.resultHash);
         _verify(call.serviceId, callId, operator, _keyOf(operator), s);
-        uint32 disputeWindow = PROTOCOL.getBlueprint(service.blueprintId).policy.disputeWindow;
+        uint32 disputeWindow = PROTOCOL.getBlueprint(blueprintId).policy.disputeWindow;
 
-        uint64 executableAt = uint64(block.timestamp) + disputeWindow;
-        _proposals[proposalId] = DeviationProposal({
-            operator: operator,
-            callId: callId,
-            proposer: msg.sender,
-            executableAt: executableAt,
-            status: ProposalStatus.Pending
-        });
+        uint64 executableAt = _storeProposal(proposalId, operator, callId, disputeWindow);
         emit DeviationProposed(proposalId, operator, callId, msg.sender, s.resultHash, call.resultHash, executableAt);
+    }
+
+    /// @notice Proposes to slash `operator` of a tolerant job for committing, on the inputs of settled call `callId`,
+    /// to an output other than the certified one (docs/design/tolerant-verification.md). The committed bytes are
+    /// published as `output` so that anyone, and the arbiter, can check during the dispute window whether they agree
+    /// with the certified output within the blueprint's tolerance; the arbiter vetoes a proposal whose outputs agree.
+    /// Otherwise the same deviation proposal as `proposeDeviation` (`vetoDeviation`, `executeDeviation`, the sender
+    /// receives the reporter share), in the same id space: one deviation proposal per (operator, callId).
+    /// @dev Checks: the call is settled; no deviation proposal yet for (operator, callId); `operator` is at `slot`;
+    /// the committed inputs hash is the call's and the committed output hash is not the certified result hash; the
+    /// blueprint has an arbiter and a non-zero dispute window; `keccak256(output)` is the committed output hash; the
+    /// signature verifies on the commitment digest (`COMMIT_TAG`: a result signature is not a commitment).
+    /// @param callId The settled call.
+    /// @param operator The operator.
+    /// @param slot The operator's slot in the call's service.
+    /// @param c The operator's signed commitment.
+    /// @param output The committed output bytes (`keccak256(output) == c.outputHash`).
+    /// @return proposalId The new proposal (`proposalIdOf(operator, callId)`).
+    function proposeCommitmentDeviation(
+        uint256 callId,
+        address operator,
+        uint256 slot,
+        SignedCommitment calldata c,
+        bytes calldata output
+    ) external nonReentrant returns (uint256 proposalId) {
+        IVouchProtocol.Call memory call;
+        uint64 blueprintId;
+        (call, blueprintId, proposalId) = _checkDeviation(callId, operator, slot, c.inputsHash, c.outputHash);
+        uint32 disputeWindow = _commitmentDisputeWindow(callId, blueprintId);
+        bytes32 published = keccak256(output);
+        if (published != c.outputHash) revert OutputMismatch(callId, c.outputHash, published);
+        _verifyCommitment(call.serviceId, callId, operator, c);
+
+        uint64 executableAt = _storeProposal(proposalId, operator, callId, disputeWindow);
+        emit CommitmentDeviationProposed(
+            proposalId, operator, callId, msg.sender, c.outputHash, call.resultHash, executableAt
+        );
     }
 
     /// @notice Cancels a pending deviation proposal for good. Only the arbiter of the call's blueprint, strictly
@@ -714,9 +786,92 @@ contract VouchSlasher is ReentrancyGuardTransient {
         return _digest(serviceId, callId, s);
     }
 
+    /// @notice The digest an operator signs for commitment `c` about `(serviceId, callId)` on this chain and protocol.
+    /// @param serviceId The service.
+    /// @param callId The call.
+    /// @param c The commitment (signature unused).
+    /// @return The commitment digest (`VouchDigest.commitmentDigest`).
+    function commitmentEvidenceDigest(uint64 serviceId, uint256 callId, SignedCommitment calldata c)
+        external
+        view
+        returns (bytes32)
+    {
+        return _commitmentDigest(serviceId, callId, c);
+    }
+
     // ------------------------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------------------------
+
+    /// @dev The checks both deviation proposals share, in this order: the call is settled (`CallNotSettled`); no
+    /// proposal of (operator, callId) exists (`AlreadyReported`); `operator` is at `slot` (`WrongSlot`); the signed
+    /// inputs hash is the call's (`InputsMismatch`); the signed result or output hash is not the certified one
+    /// (`NotDeviating`). Returns the call, its blueprint and the proposal id.
+    function _checkDeviation(uint256 callId, address operator, uint256 slot, bytes32 inputsHash, bytes32 signedHash)
+        private
+        view
+        returns (IVouchProtocol.Call memory call, uint64 blueprintId, uint256 proposalId)
+    {
+        call = _call(callId);
+        if (call.status != IVouchProtocol.CallStatus.Settled) revert CallNotSettled(callId, call.status);
+        proposalId = proposalIdOf(operator, callId);
+        if (_proposals[proposalId].status != ProposalStatus.None) {
+            revert AlreadyReported(operator, callId, Fault.Deviation);
+        }
+        IVouchProtocol.Service memory service = PROTOCOL.getService(call.serviceId);
+        _checkSlot(call.serviceId, service, slot, operator);
+        if (inputsHash != call.inputsHash) revert InputsMismatch(callId, call.inputsHash, inputsHash);
+        if (signedHash == call.resultHash) revert NotDeviating(callId, call.resultHash);
+        blueprintId = service.blueprintId;
+    }
+
+    /// @dev Records pending proposal `proposalId` by the sender, executable `disputeWindow` from now; returns when.
+    function _storeProposal(uint256 proposalId, address operator, uint256 callId, uint32 disputeWindow)
+        private
+        returns (uint64 executableAt)
+    {
+        executableAt = uint64(block.timestamp) + disputeWindow;
+        _proposals[proposalId] = DeviationProposal({
+            operator: operator,
+            callId: callId,
+            proposer: msg.sender,
+            executableAt: executableAt,
+            status: ProposalStatus.Pending
+        });
+    }
+
+    /// @dev The dispute window of blueprint `blueprintId`; reverts `CommitmentNotDisputable` unless the blueprint has
+    /// an arbiter and a non-zero window (a commitment deviation must be vetoable).
+    function _commitmentDisputeWindow(uint256 callId, uint64 blueprintId) private view returns (uint32 disputeWindow) {
+        IVouchProtocol.Blueprint memory blueprint = PROTOCOL.getBlueprint(blueprintId);
+        disputeWindow = blueprint.policy.disputeWindow;
+        if (blueprint.arbiter == address(0) || disputeWindow == 0) {
+            revert CommitmentNotDisputable(callId, blueprintId, blueprint.arbiter, disputeWindow);
+        }
+    }
+
+    /// @dev Reverts `InvalidSignature` unless `c` is `operator`'s valid signature on its commitment about
+    /// `(serviceId, callId)`.
+    function _verifyCommitment(uint64 serviceId, uint256 callId, address operator, SignedCommitment calldata c)
+        private
+        view
+    {
+        bytes32 digest = _commitmentDigest(serviceId, callId, c);
+        if (!BLS.verify(_keyOf(operator), digest, Domain.DST_RESULT, c.signature)) {
+            revert InvalidSignature(operator, digest);
+        }
+    }
+
+    /// @dev The commitment digest signed for `c` (see `SignedCommitment`).
+    function _commitmentDigest(uint64 serviceId, uint256 callId, SignedCommitment calldata c)
+        private
+        view
+        returns (bytes32)
+    {
+        return VouchDigest.commitmentDigest(
+            block.chainid, address(PROTOCOL), serviceId, callId, c.inputsHash, c.outputHash
+        );
+    }
 
     /// @dev The protocol's call `callId`, or else the proven paid-batch call (status None if neither).
     function _call(uint256 callId) private view returns (IVouchProtocol.Call memory call) {

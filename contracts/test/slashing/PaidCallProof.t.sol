@@ -530,6 +530,66 @@ contract PaidCallProofSystemTest is SystemBase {
         _assertBooksBalance();
     }
 
+    /// @dev A tolerant job on a paid batch (docs/design/tolerant-verification.md). op0 (not a signer) committed to an
+    /// output the certificate contradicts: proposed with the committed bytes in calldata and slashed after the window
+    /// against the real staking. op1 (a signer) committed to its own, slightly different output that agrees with the
+    /// certified one: proposed too (the chain cannot tell), and the arbiter vetoes it.
+    function test_EndToEnd_CommitmentDeviationOnPaidBatchCall() external {
+        VouchProtocol.PaidResult memory e = entries[1]; // payer2's call
+        uint256 callId = _paidCallId(serviceId, e.jobIndex, e.from, e.nonce);
+        address op0 = operators[0];
+        bytes memory far = hex"0000803f000000c0"; // [1.0, -2.0] as f32 LE
+        VouchSlasher.SignedCommitment memory c0 =
+            _commit(secretKeys[0], address(protocol), serviceId, callId, e.inputsHash, far);
+
+        vm.prank(reporter);
+        vm.expectRevert(
+            abi.encodeWithSelector(VouchSlasher.CallNotSettled.selector, callId, IVouchProtocol.CallStatus.None)
+        );
+        slasher.proposeCommitmentDeviation(callId, op0, 0, c0, far);
+        vm.prank(reporter);
+        assertEq(slasher.provePaidCall(batchId, _proofOf(1)), callId, "proven");
+
+        uint64 executableAt = uint64(block.timestamp) + DISPUTE_WINDOW;
+        vm.expectEmit(address(slasher));
+        emit VouchSlasher.CommitmentDeviationProposed(
+            slasher.proposalIdOf(op0, callId), op0, callId, reporter, keccak256(far), e.resultHash, executableAt
+        );
+        vm.prank(reporter);
+        uint256 proposalId = slasher.proposeCommitmentDeviation(callId, op0, 0, c0, far);
+        uint256 vetoed = _proposeAndVetoCommitment(callId, e.inputsHash);
+
+        vm.warp(executableAt);
+        (uint256 amount, uint256 toPayer, uint256 toReporter, uint256 burned) = SystemMath.slash(
+            staking.slashableStake(op0), staking.selfStake(op0), DEVIATION_BPS, PAYER_SHARE_BPS, REPORTER_SHARE_BPS
+        );
+        assertEq(amount, 3000e18, "20 % of 15,000");
+        vm.prank(keeper);
+        assertEq(slasher.executeDeviation(proposalId), amount, "slashed");
+        vm.expectRevert(
+            abi.encodeWithSelector(VouchSlasher.ProposalNotPending.selector, vetoed, VouchSlasher.ProposalStatus.Vetoed)
+        );
+        slasher.executeDeviation(vetoed);
+
+        assertEq(staking.slashableStake(op0), 12_000e18, "pool lost 20 %");
+        assertEq(staking.slashedClaimable(payer2), toPayer, "the paid call's payer credited");
+        assertEq(staking.slashedClaimable(reporter), toReporter, "the proposer credited");
+        assertEq(stk.balanceOf(BURN), burned, "rest burned");
+        assertEq(staking.slashableStake(operators[1]), 20_000e18, "vetoed signer op1 untouched");
+        _assertBooksBalance();
+    }
+
+    /// @dev op1 committed to `near` (1 ulp from [1.0, -2.0]); the reporter proposes it and the arbiter vetoes.
+    function _proposeAndVetoCommitment(uint256 callId, bytes32 inputsHash) internal returns (uint256 vetoed) {
+        bytes memory near = hex"0100803f000000c0";
+        VouchSlasher.SignedCommitment memory c1 =
+            _commit(secretKeys[1], address(protocol), serviceId, callId, inputsHash, near);
+        vm.prank(reporter);
+        vetoed = slasher.proposeCommitmentDeviation(callId, operators[1], 1, c1, near);
+        vm.prank(arbiter);
+        slasher.vetoDeviation(vetoed);
+    }
+
     function test_EndToEnd_EquivocationOnPaidBatchCall_SlashedAtOnce() external {
         VouchProtocol.PaidResult memory e = entries[2]; // payer's second call
         uint256 callId = _paidCallId(serviceId, e.jobIndex, e.from, e.nonce);

@@ -38,6 +38,24 @@ abstract contract SlashSigner is VectorTest {
         );
     }
 
+    /// @notice A signed output commitment (tolerant jobs): `secretKey` signs the commitment digest of
+    /// `keccak256(output)` (tag `COMMIT_TAG`, DST `Domain.DST_RESULT`).
+    function _commit(
+        uint256 secretKey,
+        address protocol,
+        uint64 serviceId,
+        uint256 callId,
+        bytes32 inputsHash,
+        bytes memory output
+    ) internal view returns (VouchSlasher.SignedCommitment memory c) {
+        c.inputsHash = inputsHash;
+        c.outputHash = keccak256(output);
+        c.signature = _sign(
+            secretKey,
+            VouchDigest.commitmentDigest(block.chainid, protocol, serviceId, callId, inputsHash, c.outputHash)
+        );
+    }
+
     /// @notice Batch-form evidence for `leaves[index]`: `secretKey` signs the batch digest of all `leaves`.
     function _batch(uint256 secretKey, address protocol, uint64 serviceId, Leaf[] memory leaves, uint256 index)
         internal

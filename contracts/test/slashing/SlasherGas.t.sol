@@ -64,6 +64,21 @@ contract SlasherGasTest is SlashingBase {
         _report("proposeDeviation", before - gasleft(), 352_100);
     }
 
+    /// @dev A 384-dimension f32 embedding (1,536 bytes, the all-MiniLM-L6-v2 shape) published in calldata. The
+    /// calldata itself (≈ 16 gas a byte, paid by the transaction) is not in the measured number.
+    function test_Gas_ProposeCommitmentDeviation() external {
+        bytes memory output = new bytes(1536);
+        for (uint256 i; i < output.length; ++i) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            output[i] = bytes1(uint8(i * 37 + 11)); // any non-zero-heavy bytes
+        }
+        VouchSlasher.SignedCommitment memory c = _committed(sk2, CALL_SETTLED, INPUTS, output);
+        uint256 before = gasleft();
+        slasher.proposeCommitmentDeviation(CALL_SETTLED, op2, 2, c, output);
+        // proposeDeviation's work plus hashing the output and decoding the blueprint's arbiter.
+        _report("proposeCommitmentDeviation (1,536-byte output)", before - gasleft(), 365_000);
+    }
+
     function test_Gas_VetoDeviation() external {
         uint256 id = slasher.proposeDeviation(CALL_SETTLED, op2, 2, _signed(sk2, CALL_SETTLED, INPUTS, WRONG));
         _coolAll();

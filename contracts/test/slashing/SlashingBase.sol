@@ -203,6 +203,20 @@ abstract contract SlashingBase is SlashSigner {
         return _single(secretKey, address(protocol), SERVICE, callId, inputsHash, resultHash);
     }
 
+    /// @dev A signed output commitment about a service-1 call, bound to this protocol.
+    function _committed(uint256 secretKey, uint256 callId, bytes32 inputsHash, bytes memory output)
+        internal
+        view
+        returns (VouchSlasher.SignedCommitment memory)
+    {
+        return _commit(secretKey, address(protocol), SERVICE, callId, inputsHash, output);
+    }
+
+    /// @dev The commitment digest of a commitment about a service-1 call.
+    function _commitmentDigest(uint256 callId, bytes32 inputsHash, bytes32 outputHash) internal view returns (bytes32) {
+        return VouchDigest.commitmentDigest(block.chainid, address(protocol), SERVICE, callId, inputsHash, outputHash);
+    }
+
     /// @dev The result digest of a statement about a service-1 call.
     function _resultDigest(uint256 callId, bytes32 inputsHash, bytes32 resultHash) internal view returns (bytes32) {
         return VouchDigest.resultDigest(block.chainid, address(protocol), SERVICE, callId, inputsHash, resultHash);

@@ -47,6 +47,8 @@ interface Vm {
     function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
     /// @notice Reads a JSON value as a string.
     function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
+    /// @notice Reads a JSON value (a `0x`-hex string) as bytes.
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
     /// @notice Records the gas of the last call as `name` in snapshots/<test contract>.json.
     function snapshotGasLastCall(string calldata name) external returns (uint256 gasUsed);
     /// @notice Marks the current test as skipped when `skipTest` is true.

@@ -365,7 +365,10 @@ mod tests {
     };
 
     use super::*;
-    use crate::{VouchProtocol::VouchProtocolErrors, VouchStaking::VouchStakingErrors, VouchUSD::VouchUSDErrors};
+    use crate::{
+        VouchProtocol::VouchProtocolErrors, VouchSlasher::VouchSlasherErrors, VouchStaking::VouchStakingErrors,
+        VouchUSD::VouchUSDErrors,
+    };
 
     fn sample(ty: &DynSolType) -> DynSolValue {
         match ty {
@@ -445,6 +448,54 @@ mod tests {
         let as_protocol: VouchProtocolErrors = err.to_interface().expect("the protocol declares it too");
         assert!(matches!(as_protocol, VouchProtocolErrors::ZeroAddress(_)));
         assert_eq!(err.to_string(), "ZeroAddress()");
+    }
+
+    /// The errors only `proposeCommitmentDeviation` raises decode as the slasher's, with or without the hint, and print
+    /// their fields (the gateway's reporter marks evidence `failed` with this text).
+    #[test]
+    fn commitment_deviation_errors_decode() {
+        let data = VouchSlasher::OutputMismatch {
+            callId: U256::from(11),
+            outputHash: B256::repeat_byte(0xaa),
+            actual: B256::repeat_byte(0xbb),
+        }
+        .abi_encode();
+        let err = ContractError::decode(&data).expect("decodes");
+        assert!(matches!(err, ContractError::Slasher(VouchSlasherErrors::OutputMismatch(_))), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("OutputMismatch(callId 11, outputHash 0x{}, actual 0x{})", "aa".repeat(32), "bb".repeat(32))
+        );
+
+        let data = VouchSlasher::CommitmentNotDisputable {
+            callId: U256::from(20),
+            blueprintId: 2,
+            arbiter: Address::ZERO,
+            disputeWindow: 86_400,
+        }
+        .abi_encode();
+        let err = ContractError::decode_for(Contract::Slasher, &data).expect("decodes");
+        match &err {
+            ContractError::Slasher(VouchSlasherErrors::CommitmentNotDisputable(e)) => {
+                assert_eq!(
+                    (e.callId, e.blueprintId, e.arbiter, e.disputeWindow),
+                    (U256::from(20), 2, Address::ZERO, 86_400)
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "CommitmentNotDisputable(callId 20, blueprintId 2, arbiter 0x0000000000000000000000000000000000000000, \
+             disputeWindow 86400)"
+        );
+
+        // One deviation per (operator, call), whichever entry point: the shared `AlreadyReported(…, Deviation)`.
+        let data =
+            VouchSlasher::AlreadyReported { operator: Address::repeat_byte(0x11), callId: U256::from(11), fault: 1 }
+                .abi_encode();
+        let err = ContractError::decode_for(Contract::Slasher, &data).expect("decodes");
+        assert!(err.to_string().ends_with("callId 11, fault Deviation)"), "{err}");
     }
 
     #[test]

@@ -4,3 +4,4 @@ mod anvil;
 mod deploy;
 mod eip3009;
 mod errors;
+mod slasher;

@@ -13,8 +13,8 @@ use vouch_crypto::{
     CryptoError, DST_POP, DST_RESULT, PublicKey, SecretKey, Signature, aggregate_signatures, fast_aggregate_verify,
 };
 use vouch_primitives::{
-    BatchEntry, CallId, ChainBinding, PaidRecord, ResultRef, ServiceId, batch_digest, batch_leaf, batch_root,
-    paid_call_id, paid_record_leaf, pop_digest, result_digest,
+    BatchEntry, CallId, ChainBinding, CommitmentRef, PaidRecord, ResultRef, ServiceId, batch_digest, batch_leaf,
+    batch_root, commitment_digest, paid_call_id, paid_record_leaf, pop_digest, result_digest,
 };
 
 const CHAIN_ID: u64 = 31337;
@@ -135,6 +135,27 @@ fn generate() -> Value {
         "callId": id_json(paid_call_id(ServiceId(7), record.job_index, record.from, record.nonce)),
         "jobIndex": record.job_index, "payment": record.payment.to::<u64>(),
         "inputsHash": x(record.inputs_hash), "resultHash": x(record.result_hash), "recordLeaf": x(paid_record_leaf(&record)),
+    });
+
+    // An output commitment (tolerant jobs) on the golden result's call, signed by key 7 as the slasher takes it
+    // (`proposeCommitmentDeviation`): 16 f32 little-endian values, as an embedding is committed.
+    let output: Vec<u8> = (0..16u16).flat_map(|i| (f32::from(i) * 0.25 - 1.0).to_le_bytes()).collect();
+    let commitment_ref = CommitmentRef {
+        service_id: result.service_id,
+        call_id: result.call_id,
+        inputs_hash: result.inputs_hash,
+        output_hash: keccak256(&output),
+    };
+    let c_digest = commitment_digest(&protocol, &commitment_ref);
+    let same_words_as_result = ResultRef { result_hash: commitment_ref.output_hash, ..result };
+    assert_ne!(c_digest, result_digest(&protocol, &same_words_as_result), "the tag keeps a commitment apart");
+    let c_signer = 7usize;
+    let c_signature = keys[c_signer].secret.sign(&c_digest);
+    c_signature.verify(&pubkeys[c_signer], &c_digest).expect("commitment signature verifies");
+    let commitment = json!({
+        "serviceId": commitment_ref.service_id.0, "callId": id_json(commitment_ref.call_id),
+        "inputsHash": x(commitment_ref.inputs_hash), "output": x(&output), "outputHash": x(commitment_ref.output_hash),
+        "digest": x(c_digest), "signer": c_signer, "signature": x(c_signature.to_eip2537()),
     });
 
     let hash_msgs = [B256::ZERO, digest, keccak256("vouch")];
@@ -319,6 +340,7 @@ fn generate() -> Value {
             "inputsHash": x(result.inputs_hash), "resultHash": x(result.result_hash), "digest": x(digest),
         },
         "batch": batch,
+        "commitment": commitment,
         "paidCall": paid_call,
         "aggregates": aggregates,
         "invalidSignatures": invalid_json,
