@@ -5,6 +5,11 @@
 //!   call is paid: either the call is open on chain with the same service, job and inputs hash, or an x402
 //!   authorization for exactly this call (its id is `paid_call_id(service, job, payer, nonce)`) passes every EIP-3009
 //!   check. No unpaid work is done.
+//! - `POST /v1/commitments` — for a tolerant job: run the paid call's job and answer this node's signed commitment to
+//!   its own output ([`JobRequest`] → [`SignedCommitment`]), recorded by the guard (one per call).
+//! - `POST /v1/endorsements` — for a tolerant or checked job: sign another operator's output for the paid call as
+//!   this node's result if it agrees with it ([`EndorseRequest`] → [`SignedResult`] without output), or
+//!   `409 disagree` with the reason.
 //! - `POST /v1/batches` — one batch signature over calls this node already signed ([`BatchSignRequest`] →
 //!   [`BatchSignature`]), for `settlePaidBatch`: every entry must be in the signing guard with the same inputs and
 //!   result hash, so the batch never says anything the node did not sign call by call.
@@ -33,10 +38,11 @@ use vouch_crypto::Signature;
 use vouch_primitives::{
     CallId, Certificate, paid_call_id, result_digest,
     wire::{
-        BatchSignRequest, BatchSignature, ErrorBody, ErrorDetail, JobRequest, PaymentProof, SignedResult, WIRE_VERSION,
+        BatchSignRequest, BatchSignature, EndorseRequest, ErrorBody, ErrorDetail, JobRequest, PaymentProof,
+        SignedCommitment, SignedResult, WIRE_VERSION,
     },
 };
-use vouch_sdk::JobError;
+use vouch_sdk::{JobError, Verification};
 
 use crate::{
     chain::{CALL_OPEN, ServiceInfo},
@@ -86,8 +92,11 @@ impl From<ExecError> for ApiError {
             ExecError::Job(j) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "job_failed", format!("{msg} ({})", j.code()))
             }
-            ExecError::Guard(GuardError::Missing { .. }) => {
+            ExecError::Guard(g) if matches!(*g, GuardError::Missing { .. }) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "guard_unavailable", msg)
+            }
+            ExecError::Guard(g) if g.not_safe().is_some_and(|n| n.is_commitment()) => {
+                Self::new(StatusCode::CONFLICT, "conflicting_commitment", msg)
             }
             ExecError::Guard(g) if g.not_safe().is_some() => Self::new(StatusCode::CONFLICT, "conflicting_result", msg),
             ExecError::Guard(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "guard_unavailable", msg),
@@ -96,6 +105,9 @@ impl From<ExecError> for ApiError {
             ExecError::DuplicateCall { .. } => Self::new(StatusCode::BAD_REQUEST, "duplicate_call", msg),
             ExecError::NotSigned { .. } => Self::new(StatusCode::CONFLICT, "not_signed", msg),
             ExecError::ConflictingEntry(_) => Self::new(StatusCode::CONFLICT, "conflicting_result", msg),
+            ExecError::WrongVerification { .. } => Self::new(StatusCode::CONFLICT, "wrong_verification", msg),
+            ExecError::Disagree { .. } => Self::new(StatusCode::CONFLICT, "disagree", msg),
+            ExecError::OutputTooLarge { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "output_too_large", msg),
         }
     }
 }
@@ -119,6 +131,8 @@ pub struct ApiState {
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/jobs", post(post_job))
+        .route("/v1/commitments", post(post_commitment))
+        .route("/v1/endorsements", post(post_endorsement))
         .route("/v1/batches", post(post_batch))
         .route("/v1/results", post(post_result))
         .route("/v1/calls/{call_id}/certificate", get(get_certificate))
@@ -148,13 +162,46 @@ async fn post_job(
 ) -> Result<Json<SignedResult>, ApiError> {
     let metrics = state.engine.metrics().clone();
     let result = handle_job(&state, body).await;
-    let label = match &result {
-        Ok(_) => "signed",
-        Err(e) if e.code == "job_failed" || e.code == "job_timeout" => "job_error",
-        Err(_) => "refused",
-    };
-    metrics.jobs.get_or_create(&vec![("source", "http"), ("outcome", label)]).inc();
+    metrics.jobs.get_or_create(&vec![("source", "http"), ("outcome", outcome_label(&result))]).inc();
     result.map(Json)
+}
+
+fn check_version(version: u32, what: &str) -> Result<(), ApiError> {
+    if version == WIRE_VERSION {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "unsupported_version",
+        format!("{what} version {version} is not supported (this node speaks {WIRE_VERSION})"),
+    ))
+}
+
+/// The outcome label of an answer, for the `jobs`, `commitments` and `endorsements` metrics.
+fn outcome_label<T>(result: &Result<T, ApiError>) -> &'static str {
+    match result {
+        Ok(_) => "signed",
+        Err(e) if e.code == "job_failed" || e.code == "job_timeout" || e.code == "output_too_large" => "job_error",
+        Err(e) if e.code == "disagree" => "disagree",
+        Err(_) => "refused",
+    }
+}
+
+/// Checks what every paid request needs: the version, the service and job ([`Engine::admit`]), that the job is
+/// verified one of the `allowed` ways (cheap, before any chain read of the payment) and that the call is paid.
+/// Returns the service and the payer.
+async fn admit_paid(
+    state: &ApiState,
+    req: &JobRequest,
+    allowed: &[Verification],
+    endpoint: &'static str,
+) -> Result<(Arc<ServiceInfo>, alloy_primitives::Address), ApiError> {
+    check_version(req.version, "job request")?;
+    let engine = &state.engine;
+    let (service, _slot) = engine.admit(req.service_id, req.job_index).await?;
+    engine.require_verification(&service, req.job_index, allowed, endpoint)?;
+    let payer = check_paid(state, &service, req).await?;
+    Ok((service, payer))
 }
 
 async fn handle_job(
@@ -163,17 +210,49 @@ async fn handle_job(
 ) -> Result<SignedResult, ApiError> {
     let body = body.map_err(|e| body_error(&e))?;
     let req: JobRequest = parse(&body, "job request")?;
-    if req.version != WIRE_VERSION {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_version",
-            format!("job request version {} is not supported (this node speaks {WIRE_VERSION})", req.version),
-        ));
-    }
-    let engine = &state.engine;
-    let (service, _slot) = engine.admit(req.service_id, req.job_index).await?;
-    let payer = check_paid(state, &service, &req).await?;
-    Ok(engine.run_and_sign(&service, req.call_id, req.job_index, payer, req.inputs).await?)
+    let allowed = [Verification::Exact, Verification::Checked];
+    let (service, payer) = admit_paid(state, &req, &allowed, "POST /v1/jobs").await?;
+    Ok(state.engine.run_and_sign(&service, req.call_id, req.job_index, payer, req.inputs).await?)
+}
+
+async fn post_commitment(
+    State(state): State<Arc<ApiState>>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<SignedCommitment>, ApiError> {
+    let result = handle_commitment(&state, body).await;
+    state.engine.metrics().commitments.get_or_create(&outcome(outcome_label(&result))).inc();
+    result.map(Json)
+}
+
+async fn handle_commitment(
+    state: &ApiState,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<SignedCommitment, ApiError> {
+    let body = body.map_err(|e| body_error(&e))?;
+    let req: JobRequest = parse(&body, "job request")?;
+    let (service, payer) = admit_paid(state, &req, &[Verification::Tolerant], "POST /v1/commitments").await?;
+    Ok(state.engine.commit(&service, req.call_id, req.job_index, payer, req.inputs).await?)
+}
+
+async fn post_endorsement(
+    State(state): State<Arc<ApiState>>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Json<SignedResult>, ApiError> {
+    let result = handle_endorsement(&state, body).await;
+    state.engine.metrics().endorsements.get_or_create(&outcome(outcome_label(&result))).inc();
+    result.map(Json)
+}
+
+async fn handle_endorsement(
+    state: &ApiState,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<SignedResult, ApiError> {
+    let body = body.map_err(|e| body_error(&e))?;
+    let EndorseRequest { request, output } = parse(&body, "endorse request")?;
+    let allowed = [Verification::Tolerant, Verification::Checked];
+    let (service, payer) = admit_paid(state, &request, &allowed, "POST /v1/endorsements").await?;
+    let JobRequest { call_id, job_index, inputs, .. } = request;
+    Ok(state.engine.endorse(&service, call_id, job_index, payer, inputs, output).await?)
 }
 
 async fn post_batch(
@@ -182,13 +261,7 @@ async fn post_batch(
 ) -> Result<Json<BatchSignature>, ApiError> {
     let body = body.map_err(|e| body_error(&e))?;
     let req: BatchSignRequest = parse(&body, "batch sign request")?;
-    if req.version != WIRE_VERSION {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_version",
-            format!("batch sign request version {} is not supported (this node speaks {WIRE_VERSION})", req.version),
-        ));
-    }
+    check_version(req.version, "batch sign request")?;
     let signed = state.engine.sign_batch(req.service_id, &req.entries).await;
     if let Err(e) = &signed {
         tracing::debug!(service = %req.service_id, entries = req.entries.len(), error = %e, "batch not signed");

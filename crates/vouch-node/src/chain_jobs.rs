@@ -1,5 +1,6 @@
 //! On-chain calls as a job source: every call the watcher recorded as pending is run, signed through the guard,
-//! added to the [`QuorumTracker`] and sent to the service's other operators. A call stays pending in the store
+//! added to the [`QuorumTracker`] and sent to the service's other operators. Only exact jobs: a call of a tolerant
+//! or checked job is logged and left unsigned (those are orchestrated by a gateway over the HTTP API). A call stays pending in the store
 //! until the submitter sees it settled or refunded, so a node that restarts runs it again — the guard then returns
 //! the signature it already gave, and the share is sent again.
 
@@ -10,7 +11,7 @@ use std::{
 };
 
 use vouch_crypto::Signature;
-use vouch_primitives::CallId;
+use vouch_primitives::{CallId, wire::Verification};
 
 use crate::{
     engine::{Engine, ExecError},
@@ -100,6 +101,25 @@ impl ChainJobs {
             }
         };
         let label = |o: &'static str| vec![("source", "chain"), ("outcome", o)];
+        // Tolerant and checked jobs need an aggregator to propose the output each operator endorses; for calls
+        // opened on chain there is none yet (docs/node-api.md), and signing this node's own output directly would
+        // make its guard refuse the endorsement later. So such calls are not signed from the chain.
+        match engine.verification(&service, call.job_index) {
+            Ok(Verification::Exact) => {}
+            Ok(verification) => {
+                metrics.jobs.get_or_create(&label("refused")).inc();
+                tracing::warn!(call = %call.call_id, service = %service.id, job = call.job_index, ?verification,
+                    "not signing an on-chain call of a tolerant or checked job: on-chain calls are supported for \
+                     exact jobs only (use a gateway: POST /v1/commitments and /v1/endorsements)");
+                self.set_status(call.call_id, CallStatus::Failed);
+                return true;
+            }
+            Err(e) => {
+                tracing::debug!(call = %call.call_id, reason = %e, "skipping on-chain call");
+                self.set_status(call.call_id, CallStatus::Done);
+                return true;
+            }
+        }
         match engine.run_and_sign(&service, call.call_id, call.job_index, call.payer, inputs).await {
             Ok(signed) => {
                 metrics.jobs.get_or_create(&label("signed")).inc();

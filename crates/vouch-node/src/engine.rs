@@ -1,23 +1,34 @@
 //! [`Engine`]: runs a paid call's job and signs its result — the one path both job sources (the HTTP API and the
 //! chain watcher) go through. Order: the job runs (bounded in time and concurrency; a panic is a job error), then the
 //! signing guard records `(service, call) → result` and only then returns the signature.
+//!
+//! The two other verification modes (`docs/design/tolerant-verification.md`) go through it too:
+//!
+//! - [`Engine::commit`] ([`Verification::Tolerant`]): runs the job and signs a *commitment* to its own output
+//!   (`commitment_digest`), recorded by the guard with the output, once per call.
+//! - [`Engine::endorse`] ([`Verification::Tolerant`] or [`Verification::Checked`]): signs another operator's output
+//!   as this operator's result if it agrees — within the job's verifier tolerance of this node's own commitment, or
+//!   passing the job's checker — through the guard, so an honest node never signs two results for one call.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use tokio::sync::Semaphore;
 use vouch_crypto::SecretKey;
 use vouch_primitives::{
     BatchEntry, CallId, ResultRef, ServiceId, batch_digest, batch_leaf, batch_root,
-    wire::{BatchSignature, MAX_BATCH_SIGN_ENTRIES, SignedResult, WIRE_VERSION},
+    wire::{BatchSignature, MAX_BATCH_SIGN_ENTRIES, SignedCommitment, SignedResult, Verification, WIRE_VERSION},
 };
-use vouch_sdk::{JobCall, JobError, Router};
+use vouch_sdk::{Agreement, JobCall, JobError, Router};
 
 use crate::{
     chain::{ChainView, SERVICE_ACTIVE, ServiceInfo},
-    guard::{GuardError, SigningGuard},
+    guard::{CommitmentRecord, Committed, GuardError, NotSafe, Record, SigningGuard},
     metrics::Metrics,
 };
+
+/// Default bound of a committed output ([`Engine::with_max_output_bytes`]): the API's default body limit.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1 << 20;
 
 /// Why a call was not signed.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +68,9 @@ pub enum ExecError {
     /// The job failed.
     #[error("job failed: {0}")]
     Job(JobError),
-    /// The signing guard refused or failed.
+    /// The signing guard refused or failed (boxed: the guard's errors are large).
     #[error(transparent)]
-    Guard(#[from] GuardError),
+    Guard(Box<GuardError>),
     /// A chain read failed.
     #[error(transparent)]
     Node(#[from] crate::NodeError),
@@ -88,6 +99,67 @@ pub enum ExecError {
     /// A batch entry differs from what this node signed for the call.
     #[error("{0}")]
     ConflictingEntry(Box<EntryConflict>),
+    /// The job is verified another way than the endpoint (or job source) serves.
+    #[error(
+        "job {job_index} of {service} is verified `{}`, which {endpoint} does not serve: {}",
+        verification_name(*.verification), verification_hint(*.verification)
+    )]
+    WrongVerification {
+        /// The service.
+        service: ServiceId,
+        /// The job.
+        job_index: u8,
+        /// How the job is verified (the blueprint's router).
+        verification: Verification,
+        /// What was asked (`POST /v1/jobs`, `POST /v1/commitments`, …).
+        endpoint: &'static str,
+    },
+    /// This operator does not endorse the proposed output.
+    #[error("this operator does not endorse the proposed output for {call} of {service}: {reason}")]
+    Disagree {
+        /// The service.
+        service: ServiceId,
+        /// The call.
+        call: CallId,
+        /// Why (the verifier's or checker's reason).
+        reason: String,
+    },
+    /// The job's output is too large to commit to (and to endorse: an endorsement request carries it).
+    #[error("the job's output is {len} bytes, above the {max} bytes this node commits to")]
+    OutputTooLarge {
+        /// Output size.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+impl From<GuardError> for ExecError {
+    fn from(e: GuardError) -> Self {
+        Self::Guard(Box::new(e))
+    }
+}
+
+/// The name of a verification mode, as in blueprint metadata.
+fn verification_name(v: Verification) -> &'static str {
+    match v {
+        Verification::Exact => "exact",
+        Verification::Tolerant => "tolerant",
+        Verification::Checked => "checked",
+    }
+}
+
+/// Which endpoints serve a verification mode.
+fn verification_hint(v: Verification) -> &'static str {
+    match v {
+        Verification::Exact => "use POST /v1/jobs",
+        Verification::Tolerant => {
+            "use POST /v1/commitments, then POST /v1/endorsements with the output proposed for certification"
+        }
+        Verification::Checked => {
+            "the executor uses POST /v1/jobs, every other operator POST /v1/endorsements with the executor's output"
+        }
+    }
 }
 
 /// A batch entry that differs from the guard's record of its call ([`ExecError::ConflictingEntry`]).
@@ -127,6 +199,7 @@ pub struct Engine {
     routers: HashMap<u64, Router>,
     permits: Arc<Semaphore>,
     timeout: Duration,
+    max_output_bytes: usize,
     metrics: Metrics,
 }
 
@@ -160,8 +233,18 @@ impl Engine {
             routers,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             timeout,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             metrics,
         }
+    }
+
+    /// Commits only to outputs of at most `max` bytes ([`ExecError::OutputTooLarge`] above): the guard keeps
+    /// committed outputs, and an endorsement request, bounded by the API's body limit, must be able to carry one.
+    /// Default [`DEFAULT_MAX_OUTPUT_BYTES`]; the node sets its `api.max_body_bytes`.
+    #[must_use]
+    pub fn with_max_output_bytes(mut self, max: usize) -> Self {
+        self.max_output_bytes = max;
+        self
     }
 
     /// This operator.
@@ -206,7 +289,101 @@ impl Engine {
         Ok((info, slot))
     }
 
+    fn router_of(&self, service: &ServiceInfo) -> Result<Router, ExecError> {
+        self.routers
+            .get(&service.blueprint_id)
+            .cloned()
+            .ok_or(ExecError::BlueprintNotServed { service: service.id, blueprint: service.blueprint_id })
+    }
+
+    /// How job `job_index` of `service` is verified, as this node's router for its blueprint declares it.
+    pub fn verification(&self, service: &ServiceInfo, job_index: u8) -> Result<Verification, ExecError> {
+        Ok(self.router_of(service)?.verification_for(job_index))
+    }
+
+    /// `Ok` if job `job_index` of `service` is verified one of the `allowed` ways; else
+    /// [`ExecError::WrongVerification`] naming `endpoint`.
+    pub fn require_verification(
+        &self,
+        service: &ServiceInfo,
+        job_index: u8,
+        allowed: &[Verification],
+        endpoint: &'static str,
+    ) -> Result<Verification, ExecError> {
+        let verification = self.verification(service, job_index)?;
+        if allowed.contains(&verification) {
+            Ok(verification)
+        } else {
+            Err(ExecError::WrongVerification { service: service.id, job_index, verification, endpoint })
+        }
+    }
+
+    /// Runs `work` on its own task under a concurrency permit and the job timeout: whatever it does, a panic stays a
+    /// job error.
+    async fn run_bounded<T, F>(&self, work: F) -> Result<T, ExecError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, JobError>> + Send + 'static,
+    {
+        let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
+            return Err(ExecError::Job(JobError::Overloaded));
+        };
+        let task = tokio::spawn(work);
+        match tokio::time::timeout(self.timeout, task).await {
+            Err(_) => Err(ExecError::Job(JobError::Timeout)),
+            Ok(Err(join)) => Err(ExecError::Job(JobError::Panicked(join.to_string()))),
+            Ok(Ok(Err(e))) => Err(ExecError::Job(e)),
+            Ok(Ok(Ok(out))) => Ok(out),
+        }
+    }
+
+    /// Runs the job of `call` with `router` (bounded); its output.
+    async fn run_job(&self, router: Router, call: JobCall) -> Result<Bytes, ExecError> {
+        let output = self.run_bounded(async move { router.call(call).await }).await?;
+        Ok(Bytes::from(output.bytes.to_vec()))
+    }
+
+    /// Signs `result` through the guard; a refusal is counted.
+    async fn sign_result(&self, result: ResultRef) -> Result<Bytes, ExecError> {
+        let signed = match self.guard.sign_async(self.bls.clone(), vec![result]).await {
+            Ok(s) => s,
+            Err(e) => {
+                if e.not_safe().is_some() {
+                    self.metrics.guard_refusals.inc();
+                }
+                return Err(e.into());
+            }
+        };
+        let Some(first) = signed.into_iter().next() else {
+            return Err(ExecError::Job(JobError::Handler("the signing guard returned no signature".into())));
+        };
+        self.metrics.signatures.inc();
+        Ok(Bytes::from(first.signature.to_compressed().to_vec()))
+    }
+
+    /// Reads the guard on the blocking pool.
+    async fn read_guard<T, F>(&self, read: F) -> Result<T, ExecError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SigningGuard) -> Result<T, GuardError> + Send + 'static,
+    {
+        let guard = self.guard.clone();
+        tokio::task::spawn_blocking(move || read(&guard))
+            .await
+            .map_err(|e| {
+                ExecError::from(GuardError::SigningTask {
+                    path: self.guard.path().to_path_buf(),
+                    reason: e.to_string(),
+                })
+            })?
+            .map_err(ExecError::from)
+    }
+
     /// Runs job `job_index` of `service` for call `call_id` paid by `caller`, then signs the result through the guard.
+    ///
+    /// Refused for a [`Verification::Tolerant`] job ([`ExecError::WrongVerification`]): its operators commit first
+    /// ([`Engine::commit`]) and sign the canonical output ([`Engine::endorse`]); a direct result would make the
+    /// guard refuse that endorsement.
     pub async fn run_and_sign(
         &self,
         service: &ServiceInfo,
@@ -215,45 +392,188 @@ impl Engine {
         caller: Address,
         inputs: Bytes,
     ) -> Result<SignedResult, ExecError> {
-        let router = self
-            .routers
-            .get(&service.blueprint_id)
-            .cloned()
-            .ok_or(ExecError::BlueprintNotServed { service: service.id, blueprint: service.blueprint_id })?;
+        self.require_verification(service, job_index, &[Verification::Exact, Verification::Checked], "POST /v1/jobs")?;
+        let router = self.router_of(service)?;
         let inputs_hash = keccak256(&inputs);
-        let call = JobCall { service_id: service.id, call_id, job_index, caller, inputs: inputs.into() };
-        let output = {
-            let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
-                return Err(ExecError::Job(JobError::Overloaded));
-            };
-            // Run on its own task: whatever the handler does, a panic stays a job error.
-            let task = tokio::spawn(async move { router.call(call).await });
-            match tokio::time::timeout(self.timeout, task).await {
-                Err(_) => return Err(ExecError::Job(JobError::Timeout)),
-                Ok(Err(join)) => return Err(ExecError::Job(JobError::Panicked(join.to_string()))),
-                Ok(Ok(Err(e))) => return Err(ExecError::Job(e)),
-                Ok(Ok(Ok(out))) => out,
-            }
-        };
-        let output = Bytes::from(output.bytes.to_vec());
+        let output = self.run_job(router, JobCall::new(service.id, call_id, job_index, caller, inputs)).await?;
         let result = ResultRef { service_id: service.id, call_id, inputs_hash, result_hash: keccak256(&output) };
-        let signed = match self.guard.sign_async(self.bls.clone(), vec![result]).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.metrics.guard_refusals.inc();
-                return Err(e.into());
+        let signature = self.sign_result(result).await?;
+        Ok(SignedResult { version: WIRE_VERSION, operator: self.operator, result, output: Some(output), signature })
+    }
+
+    /// Commits to this node's own output for call `call_id` of job `job_index` (a [`Verification::Tolerant`] job):
+    /// runs the job, then the guard records the commitment with the output and only then returns the signature over
+    /// `commitment_digest`.
+    ///
+    /// A node commits once per call: if it already committed for this call, the recorded commitment (output and
+    /// signature) is answered again without running the job (a noisy job would compute another output); other inputs
+    /// for the same call are refused by the guard.
+    pub async fn commit(
+        &self,
+        service: &ServiceInfo,
+        call_id: CallId,
+        job_index: u8,
+        caller: Address,
+        inputs: Bytes,
+    ) -> Result<SignedCommitment, ExecError> {
+        self.require_verification(service, job_index, &[Verification::Tolerant], "POST /v1/commitments")?;
+        let router = self.router_of(service)?;
+        let committed = self.commit_own(router, service, call_id, job_index, caller, inputs).await?;
+        Ok(SignedCommitment {
+            version: WIRE_VERSION,
+            operator: self.operator,
+            commitment: committed.entry,
+            output: committed.output,
+            signature: Bytes::from(committed.signature.to_compressed().to_vec()),
+        })
+    }
+
+    /// This node's commitment for the call: the recorded one, or a new one (the job runs).
+    async fn commit_own(
+        &self,
+        router: Router,
+        service: &ServiceInfo,
+        call_id: CallId,
+        job_index: u8,
+        caller: Address,
+        inputs: Bytes,
+    ) -> Result<Committed, ExecError> {
+        let service_id = service.id;
+        let inputs_hash = keccak256(&inputs);
+        let recorded = self.read_guard(move |g| g.get_commitment(service_id, call_id)).await?;
+        let output = match recorded {
+            // Through the guard again: the same commitment gets its recorded signature, other inputs are refused.
+            Some(record) => record.output,
+            None => {
+                let output = self.run_job(router, JobCall::new(service_id, call_id, job_index, caller, inputs)).await?;
+                if output.len() > self.max_output_bytes {
+                    return Err(ExecError::OutputTooLarge { len: output.len(), max: self.max_output_bytes });
+                }
+                output
             }
         };
-        let Some(first) = signed.into_iter().next() else {
-            return Err(ExecError::Job(JobError::Handler("the signing guard returned no signature".into())));
+        match self.guard.commit_async(self.bls.clone(), service_id, call_id, inputs_hash, output).await {
+            Ok(committed) => {
+                if committed.fresh {
+                    tracing::debug!(call = %call_id, service = %service_id, output = %committed.entry.output_hash,
+                        "committed to this node's output");
+                }
+                Ok(committed)
+            }
+            Err(e) if e.not_safe().is_some() => {
+                // A concurrent request for the same call committed first: that is this node's commitment.
+                let recorded = self.read_guard(move |g| g.get_commitment(service_id, call_id)).await?;
+                match recorded {
+                    Some(CommitmentRecord { entry, output, signature, .. }) if entry.inputs_hash == inputs_hash => {
+                        Ok(Committed { entry, output, signature, fresh: false })
+                    }
+                    _ => {
+                        self.metrics.guard_refusals.inc();
+                        Err(e.into())
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Signs `claimed` — another operator's output for call `call_id` of job `job_index` — as this node's result if
+    /// this node agrees with it:
+    ///
+    /// - [`Verification::Tolerant`]: `router.verifier_for(job).agrees(own, claimed)` with this node's committed output
+    ///   `own` (if it has not committed yet, it runs the job and commits first, so a slow node can still endorse);
+    /// - [`Verification::Checked`]: the job's checker accepts `claimed` (run like a job: bounded by the concurrency
+    ///   permits and the job timeout);
+    /// - [`Verification::Exact`]: refused ([`ExecError::WrongVerification`]).
+    ///
+    /// On agreement the result `keccak256(claimed)` is signed through the guard, so a second, different endorsement
+    /// for the call is refused ([`GuardError::Refused`]). If the guard already holds a result for the call, it is
+    /// answered (the same result) or refused (another one) before any check runs. A disagreement is
+    /// [`ExecError::Disagree`]. The answer carries no output (the caller has it).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn endorse(
+        &self,
+        service: &ServiceInfo,
+        call_id: CallId,
+        job_index: u8,
+        caller: Address,
+        inputs: Bytes,
+        claimed: Bytes,
+    ) -> Result<SignedResult, ExecError> {
+        let verification = self.require_verification(
+            service,
+            job_index,
+            &[Verification::Tolerant, Verification::Checked],
+            "POST /v1/endorsements",
+        )?;
+        let router = self.router_of(service)?;
+        let result = ResultRef {
+            service_id: service.id,
+            call_id,
+            inputs_hash: keccak256(&inputs),
+            result_hash: keccak256(&claimed),
         };
+        let service_id = service.id;
+        if let Some(record) = self.read_guard(move |g| g.get(service_id, call_id)).await? {
+            return self.signed_again(result, &record);
+        }
+        let agreement = if verification == Verification::Tolerant {
+            let own = self.commit_own(router.clone(), service, call_id, job_index, caller, inputs).await?;
+            let verifier = router.verifier_for(job_index);
+            let compared = claimed.clone();
+            tokio::task::spawn_blocking(move || verifier.agrees(&own.output, &compared))
+                .await
+                .map_err(|e| ExecError::Job(JobError::Panicked(format!("the verifier panicked: {e}"))))?
+        } else {
+            let call = JobCall::new(service_id, call_id, job_index, caller, inputs).with_claimed(claimed.clone());
+            self.run_bounded(async move { router.check(call).await }).await?
+        };
+        match agreement {
+            Agreement::Agree => {
+                let signature = self.sign_result(result).await?;
+                tracing::debug!(call = %call_id, service = %service_id, result = %result.result_hash, "endorsed");
+                Ok(SignedResult { version: WIRE_VERSION, operator: self.operator, result, output: None, signature })
+            }
+            Agreement::Disagree { reason } => {
+                tracing::info!(call = %call_id, service = %service_id, claimed = %result.result_hash, %reason,
+                    "not endorsing the proposed output");
+                Err(ExecError::Disagree { service: service_id, call: call_id, reason })
+            }
+        }
+    }
+
+    /// The answer for `result` given the guard's `record` of its call: the recorded signature if they are the same
+    /// result, the guard's refusal otherwise.
+    fn signed_again(&self, result: ResultRef, record: &Record) -> Result<SignedResult, ExecError> {
+        let recorded = record.entry;
+        let refusal = if recorded.result_hash != result.result_hash {
+            Some(NotSafe::ConflictingResult {
+                service_id: result.service_id,
+                call_id: result.call_id,
+                recorded_result: recorded.result_hash,
+                attempted_result: result.result_hash,
+            })
+        } else if recorded.inputs_hash != result.inputs_hash {
+            Some(NotSafe::ConflictingInputs {
+                service_id: result.service_id,
+                call_id: result.call_id,
+                recorded_inputs: recorded.inputs_hash,
+                attempted_inputs: result.inputs_hash,
+            })
+        } else {
+            None
+        };
+        if let Some(not_safe) = refusal {
+            self.metrics.guard_refusals.inc();
+            return Err(GuardError::Refused(not_safe).into());
+        }
         self.metrics.signatures.inc();
         Ok(SignedResult {
             version: WIRE_VERSION,
             operator: self.operator,
             result,
-            output: Some(output),
-            signature: Bytes::from(first.signature.to_compressed().to_vec()),
+            output: None,
+            signature: Bytes::from(record.signature.to_compressed().to_vec()),
         })
     }
 
@@ -286,7 +606,7 @@ impl Engine {
             for e in &entries {
                 let record = guard
                     .get(service, e.call_id)
-                    .map_err(|g| Box::new(ExecError::Guard(g)))?
+                    .map_err(|g| Box::new(ExecError::from(g)))?
                     .ok_or_else(|| Box::new(ExecError::NotSigned { service, call: e.call_id }))?;
                 let signed = record.entry;
                 if signed.inputs_hash != e.inputs_hash || signed.result_hash != e.result_hash {
@@ -318,7 +638,7 @@ impl Engine {
         let signed = task
             .await
             .map_err(|e| {
-                ExecError::Guard(GuardError::SigningTask {
+                ExecError::from(GuardError::SigningTask {
                     path: self.guard.path().to_path_buf(),
                     reason: e.to_string(),
                 })

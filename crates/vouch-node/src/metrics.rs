@@ -27,7 +27,11 @@ pub struct Metrics {
     registry: Arc<Registry>,
     /// Jobs run, by `source` (`http`, `chain`) and `outcome` (`signed`, `job_error`, `refused`).
     pub jobs: Family<Outcome, Counter>,
-    /// Signatures returned (fresh or from the guard's record).
+    /// `POST /v1/commitments` answers, by `outcome` (`signed`, `job_error`, `refused`).
+    pub commitments: Family<Outcome, Counter>,
+    /// `POST /v1/endorsements` answers, by `outcome` (`signed`, `disagree`, `job_error`, `refused`).
+    pub endorsements: Family<Outcome, Counter>,
+    /// Result signatures returned (fresh or from the guard's record).
     pub signatures: Counter,
     /// Sign attempts the guard refused (a different result for a call already signed).
     pub guard_refusals: Counter,
@@ -66,6 +70,18 @@ impl Metrics {
         let mut registry = Registry::with_prefix("vouch_node");
         let jobs = Family::<Outcome, Counter>::default();
         registry.register("jobs", "Jobs run, by source and outcome", jobs.clone());
+        let commitments = Family::<Outcome, Counter>::default();
+        registry.register(
+            "commitments",
+            "Output commitments (tolerant jobs) answered, by outcome",
+            commitments.clone(),
+        );
+        let endorsements = Family::<Outcome, Counter>::default();
+        registry.register(
+            "endorsements",
+            "Endorsements of a proposed output answered, by outcome (disagree: this node did not agree)",
+            endorsements.clone(),
+        );
         let signatures = Counter::default();
         registry.register("signatures", "Result signatures returned", signatures.clone());
         let guard_refusals = Counter::default();
@@ -85,6 +101,8 @@ impl Metrics {
         Self {
             registry: Arc::new(registry),
             jobs,
+            commitments,
+            endorsements,
             signatures,
             guard_refusals,
             shares,

@@ -173,16 +173,19 @@ impl Node {
             .erased();
         let announced = announce(&chain, &wallet, operator, config.api.announce.as_deref(), api_addr).await?;
 
-        let engine = Arc::new(Engine::new(
-            operator,
-            Arc::new(keys.bls),
-            guard.clone(),
-            chain.clone(),
-            routers,
-            config.jobs.max_concurrent,
-            Duration::from_secs(config.jobs.timeout_secs.max(1)),
-            metrics.clone(),
-        ));
+        let engine = Arc::new(
+            Engine::new(
+                operator,
+                Arc::new(keys.bls),
+                guard.clone(),
+                chain.clone(),
+                routers,
+                config.jobs.max_concurrent,
+                Duration::from_secs(config.jobs.timeout_secs.max(1)),
+                metrics.clone(),
+            )
+            .with_max_output_bytes(config.api.max_body_bytes),
+        );
         let tracker = Arc::new(QuorumTracker::default());
         let peers = Peers::new(chain.clone(), operator);
         let certificates = Arc::new(Mutex::new(HashMap::new()));

@@ -109,9 +109,9 @@ where
 /// `AssertUnwindSafe` is sound here: a panicking job's future is dropped, and the only state it
 /// shares with later calls is the router state, which a handler must keep consistent under
 /// cancellation anyway (a timeout drops futures at any `.await` too).
-pub(crate) fn catch_panics<F>(future: F) -> BoxFuture<'static, Result<JobOutput, JobError>>
+pub(crate) fn catch_panics<F, R>(future: F) -> BoxFuture<'static, Result<R, JobError>>
 where
-    F: Future<Output = Result<JobOutput, JobError>> + Send + 'static,
+    F: Future<Output = Result<R, JobError>> + Send + 'static,
 {
     Box::pin(
         AssertUnwindSafe(future)

@@ -20,6 +20,10 @@ pub struct JobCall {
     pub caller: Address,
     /// Raw inputs, exactly the bytes whose hash is committed on-chain.
     pub inputs: Bytes,
+    /// The output another operator proposes for certification, when the node runs the job's checker
+    /// ([`Router::check`](crate::Router::check), a [`Verification::Checked`](crate::Verification::Checked) job)
+    /// rather than the job itself; `None` otherwise. Checkers read it with [`Claimed`](crate::Claimed).
+    pub claimed: Option<Bytes>,
 }
 
 impl JobCall {
@@ -31,7 +35,14 @@ impl JobCall {
         caller: Address,
         inputs: impl Into<Bytes>,
     ) -> Self {
-        Self { service_id, call_id, job_index, caller, inputs: inputs.into() }
+        Self { service_id, call_id, job_index, caller, inputs: inputs.into(), claimed: None }
+    }
+
+    /// The same call with `claimed`, the output proposed for certification, for a checker.
+    #[must_use]
+    pub fn with_claimed(mut self, claimed: impl Into<Bytes>) -> Self {
+        self.claimed = Some(claimed.into());
+        self
     }
 
     /// `keccak256(inputs)`, the inputs hash that certificates and the call record commit to.

@@ -29,7 +29,7 @@ use tower::{
 };
 use tracing::Instrument;
 
-use crate::{JobCall, JobOutput};
+use crate::{Agreement, JobCall, JobOutput};
 
 /// Fails a call with [`JobError::Timeout`](crate::JobError::Timeout) when it runs longer than
 /// `limit`. The handler's future is dropped at its next `.await`; CPU-bound work that never yields
@@ -50,7 +50,8 @@ pub fn concurrency_limit(max: usize) -> SheddingConcurrencyLimit {
     Stack::new(GlobalConcurrencyLimitLayer::new(max), LoadShedLayer::new())
 }
 
-/// Runs each call in a `job` tracing span (fields `service`, `call`, `job`) and logs its outcome.
+/// Runs each call (and each check) in a `job` tracing span (fields `service`, `call`, `job`, `check`) and logs
+/// its outcome.
 pub fn trace() -> TraceLayer {
     TraceLayer
 }
@@ -73,15 +74,37 @@ pub struct Trace<S> {
     inner: S,
 }
 
+/// What a traced service answers: how [`Trace`] logs a successful call.
+pub trait Traced {
+    /// Logs the outcome of a call that took `elapsed_ms`, inside its `job` span.
+    fn log_done(&self, elapsed_ms: u64);
+}
+
+impl Traced for JobOutput {
+    fn log_done(&self, elapsed_ms: u64) {
+        tracing::debug!(elapsed_ms, output_bytes = self.bytes.len(), "job done");
+    }
+}
+
+impl Traced for Agreement {
+    fn log_done(&self, elapsed_ms: u64) {
+        match self {
+            Agreement::Agree => tracing::debug!(elapsed_ms, "check done: agree"),
+            Agreement::Disagree { reason } => tracing::info!(elapsed_ms, %reason, "check done: disagree"),
+        }
+    }
+}
+
 impl<S> Service<JobCall> for Trace<S>
 where
-    S: Service<JobCall, Response = JobOutput>,
+    S: Service<JobCall>,
+    S::Response: Traced + Send + 'static,
     S::Error: Display + Send + 'static,
     S::Future: Send + 'static,
 {
-    type Response = JobOutput;
+    type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<JobOutput, S::Error>>;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -93,6 +116,7 @@ where
             service = call.service_id.0,
             call = %format_args!("{:#x}", call.call_id.0),
             job = call.job_index,
+            check = call.claimed.is_some(),
         );
         let future = span.in_scope(|| self.inner.call(call));
         Box::pin(
@@ -101,7 +125,7 @@ where
                 let outcome = future.await;
                 let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 match &outcome {
-                    Ok(output) => tracing::debug!(elapsed_ms, output_bytes = output.bytes.len(), "job done"),
+                    Ok(response) => response.log_done(elapsed_ms),
                     Err(error) => tracing::info!(elapsed_ms, %error, "job failed"),
                 }
                 outcome

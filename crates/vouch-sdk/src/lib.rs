@@ -1,10 +1,11 @@
 //! Write a Vouch blueprint: job handlers as plain `async fn`s whose arguments are extractors,
 //! routed by job index like axum routes paths, wrapped in tower layers, with per-job result
-//! verifiers and lifecycle hooks.
+//! verifiers or checkers and lifecycle hooks.
 //!
 //! A handler's arguments implement [`FromJobCall`] ([`Json`], [`Caller`], [`Inputs`], [`Context`],
 //! [`JobIndex`], [`ServiceId`], [`CallId`], or your own), its return value implements
-//! [`IntoJobOutput`]. Every failure (unknown job, rejected input, handler error, panic, timeout,
+//! [`IntoJobOutput`]. A checker's are the same plus [`Claimed`], and it returns an [`Agreement`]
+//! ([`IntoAgreement`]). Every failure (unknown job, rejected input, handler error, panic, timeout,
 //! overload) is a [`JobError`] value, never a crash of the node.
 //!
 //! ```
@@ -58,6 +59,52 @@
 //! The node runs a [`Router<()>`](Router) as a tower [`Service<JobCall>`](tower::Service); a blueprint
 //! exposes it through [`Blueprint`], along with its hooks and background services.
 //!
+//! # How operators agree: [`Verification`]
+//!
+//! By default a job is [`Verification::Exact`]: every operator runs it and signs its own output, and a
+//! certificate needs equal bytes. Two other modes serve jobs whose honest outputs differ between
+//! machines (`docs/design/tolerant-verification.md`):
+//!
+//! - **Tolerant** — set a [`Verifier`] with [`Router::verifier`] (e.g. [`JsonTolerance`]): each operator
+//!   commits to its own output, and signs the output proposed for certification only if the verifier
+//!   says it agrees with its own.
+//! - **Checked** — set a checker with [`Router::checker`]: one operator runs the job, the others run
+//!   the (cheaper) checker on its [`Claimed`] output and sign it only on [`Agreement::Agree`].
+//!
+//! ```
+//! use vouch_sdk::{Agreement, Claimed, Json, JsonTolerance, Router, Verification};
+//!
+//! async fn square(Json(x): Json<f64>) -> Json<f64> {
+//!     Json(x * x)
+//! }
+//!
+//! async fn sort(Json(mut v): Json<Vec<i64>>) -> Json<Vec<i64>> {
+//!     v.sort_unstable();
+//!     Json(v)
+//! }
+//!
+//! /// Checking a sort is cheaper than sorting: the claim must be ordered and a permutation of the input.
+//! async fn check_sort(Json(mut input): Json<Vec<i64>>, claimed: Claimed) -> Agreement {
+//!     let claim: Vec<i64> = match claimed.json() {
+//!         Ok(claim) => claim,
+//!         Err(disagreement) => return disagreement,
+//!     };
+//!     if !claim.is_sorted() {
+//!         return Agreement::disagree("the claimed output is not sorted");
+//!     }
+//!     input.sort_unstable();
+//!     if input == claim { Agreement::Agree } else { Agreement::disagree("not a permutation of the input") }
+//! }
+//!
+//! let router: Router = Router::new()
+//!     .route(0, square)
+//!     .verifier(0, JsonTolerance { absolute: 1e-9, relative: 1e-12 })
+//!     .route(1, sort)
+//!     .checker(1, check_sort);
+//! assert_eq!(router.verification_for(0), Verification::Tolerant);
+//! assert_eq!(router.verification_for(1), Verification::Checked);
+//! ```
+//!
 //! # What this crate must never depend on
 //!
 //! Node internals or anything that does I/O on the node's behalf: no `vouch-node`, no
@@ -66,6 +113,7 @@
 //! us only through tower's timeout and limit layers; handlers may use any async code.)
 
 mod blueprint;
+mod check;
 mod error;
 mod extract;
 mod handler;
@@ -77,13 +125,14 @@ mod router;
 mod verifier;
 
 pub use blueprint::{BackgroundService, Blueprint, JobSpec};
+pub use check::{Checker, Claimed, IntoAgreement};
 pub use error::JobError;
 pub use extract::{Caller, Context, FromJobCall, Inputs, JobIndex};
 pub use handler::Handler;
 pub use job::{JobCall, JobOutput};
 pub use json::Json;
 pub use output::{IntoJobOutput, Reject};
-pub use router::{BoxJobService, JobFuture, Router};
+pub use router::{BoxCheckService, BoxJobService, CheckFuture, JobFuture, Router};
 pub use verifier::{Agreement, Exact, JsonTolerance, Verifier};
 
 pub use alloy_primitives::{Address, B256};

@@ -8,15 +8,23 @@ use serde_json::Value;
 /// Decides whether another operator's output for the same call agrees with ours.
 ///
 /// Set per job with [`Router::verifier`](crate::Router::verifier); the default is [`Exact`].
-/// Certificates sign one result hash, so a non-exact verifier only decides whether an operator
-/// *accepts* a differing result as equivalent (for example before co-signing or reporting it); make
-/// it deterministic and cheap.
+/// Certificates sign one result hash, so a non-exact verifier makes the job
+/// [`Verification::Tolerant`](crate::Verification::Tolerant): each operator commits to its own output,
+/// and signs the output proposed for certification as its result only if this verifier says it agrees
+/// with its own (`docs/design/tolerant-verification.md`). Make it deterministic and cheap.
 pub trait Verifier: Send + Sync + 'static {
     /// Compares our output `own` with `other`.
     fn agrees(&self, own: &[u8], other: &[u8]) -> Agreement;
 
     /// A short, stable name for docs and metrics: `"exact"`, `"json_tolerance"`, ….
     fn name(&self) -> &'static str;
+
+    /// Whether this verifier is byte equality, which keeps its job
+    /// [`Verification::Exact`](crate::Verification::Exact) (operators sign their own results directly).
+    /// `true` only for [`Exact`]; leave the default (`false`) for your own verifiers.
+    fn is_exact(&self) -> bool {
+        false
+    }
 }
 
 /// A verifier's decision. An enum, not a bool: a disagreement says why.
@@ -59,6 +67,10 @@ impl Verifier for Exact {
 
     fn name(&self) -> &'static str {
         "exact"
+    }
+
+    fn is_exact(&self) -> bool {
+        true
     }
 }
 

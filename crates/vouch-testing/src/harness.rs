@@ -13,7 +13,7 @@ use vouch_devnet::{Devnet, DevnetConfig, JobConfig};
 use vouch_node::{Node, NodeConfig, NodeKeys, RunningNode, config::WatcherSettings};
 use vouch_primitives::{
     CallId, Certificate, ServiceId,
-    wire::{JobRequest, PaymentProof, SignedResult, WIRE_VERSION},
+    wire::{EndorseRequest, ErrorBody, JobRequest, PaymentProof, SignedCommitment, SignedResult, WIRE_VERSION},
 };
 use vouch_sdk::Router;
 
@@ -56,6 +56,24 @@ pub enum HarnessError {
     /// A temporary directory could not be created.
     #[error("temporary directory: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl HarnessError {
+    /// The machine-readable code of a node's error answer (`disagree`, `wrong_verification`, …), if this is one.
+    pub fn api_code(&self) -> Option<String> {
+        match self {
+            Self::Api { body, .. } => serde_json::from_str::<ErrorBody>(body).ok().map(|b| b.error.code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status and code of a node's error answer, if this is one: `(409, "disagree")`.
+    pub fn api_status_code(&self) -> Option<(u16, String)> {
+        match self {
+            Self::Api { status, .. } => self.api_code().map(|code| (*status, code)),
+            _ => None,
+        }
+    }
 }
 
 /// Configures a [`TestNetwork`].
@@ -326,27 +344,30 @@ impl TestNetwork {
         }
     }
 
-    /// Asks node `index` to run `call` (open on chain) and return its signed result.
-    pub async fn request(
-        &self,
-        index: usize,
-        call: CallId,
-        job: u8,
-        inputs: Bytes,
-    ) -> Result<SignedResult, HarnessError> {
-        let node = self.node(index).ok_or_else(|| HarnessError::Chain(format!("node {index} is not running")))?;
-        let req = JobRequest {
+    /// A request for `call` (open on chain) of `job` with `inputs`, paid on chain.
+    pub fn job_request(&self, call: CallId, job: u8, inputs: Bytes) -> JobRequest {
+        JobRequest {
             version: WIRE_VERSION,
             service_id: self.service_id(),
             call_id: call,
             job_index: job,
             inputs,
             payment: PaymentProof::OnChain,
-        };
+        }
+    }
+
+    /// Posts `body` as JSON to `path` of node `index`; a non-200 answer is [`HarnessError::Api`].
+    pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        index: usize,
+        path: &str,
+        body: &B,
+    ) -> Result<R, HarnessError> {
+        let node = self.node(index).ok_or_else(|| HarnessError::Chain(format!("node {index} is not running")))?;
         let r = self
             .http
-            .post(format!("{}/v1/jobs", node.api_url()))
-            .json(&req)
+            .post(format!("{}{path}", node.api_url()))
+            .json(body)
             .send()
             .await
             .map_err(|e| HarnessError::Chain(e.to_string()))?;
@@ -358,8 +379,48 @@ impl TestNetwork {
         Ok(serde_json::from_slice(&body)?)
     }
 
+    /// Asks node `index` to run `call` (open on chain) and return its signed result (`POST /v1/jobs`).
+    pub async fn request(
+        &self,
+        index: usize,
+        call: CallId,
+        job: u8,
+        inputs: Bytes,
+    ) -> Result<SignedResult, HarnessError> {
+        self.post(index, "/v1/jobs", &self.job_request(call, job, inputs)).await
+    }
+
+    /// Asks node `index` for its signed commitment to its own output of `call` (open on chain) of a tolerant `job`
+    /// (`POST /v1/commitments`).
+    pub async fn commit(
+        &self,
+        index: usize,
+        call: CallId,
+        job: u8,
+        inputs: Bytes,
+    ) -> Result<SignedCommitment, HarnessError> {
+        self.post(index, "/v1/commitments", &self.job_request(call, job, inputs)).await
+    }
+
+    /// Asks node `index` to endorse `output` as its result of `call` (open on chain) of a tolerant or checked `job`
+    /// (`POST /v1/endorsements`); a disagreement is [`HarnessError::Api`] with code `disagree`.
+    pub async fn endorse(
+        &self,
+        index: usize,
+        call: CallId,
+        job: u8,
+        inputs: Bytes,
+        output: Bytes,
+    ) -> Result<SignedResult, HarnessError> {
+        let request = EndorseRequest { request: self.job_request(call, job, inputs), output };
+        self.post(index, "/v1/endorsements", &request).await
+    }
+
     /// Opens a call of `job` with `inputs` (JSON), waits for the nodes to settle it, and returns the output and the
     /// certificate.
+    ///
+    /// For exact jobs only: the nodes' chain watchers do not sign on-chain calls of tolerant or checked jobs (a
+    /// gateway orchestrates those); drive them with [`Self::commit`], [`Self::request`] and [`Self::endorse`].
     pub async fn call<T: Serialize + ?Sized>(&self, job: u8, inputs: &T) -> Result<CallOutcome, HarnessError> {
         let raw = Bytes::from(serde_json::to_vec(inputs)?);
         let call_id = self.open_call_raw(job, raw.clone()).await?;

@@ -5,8 +5,8 @@ use std::{path::PathBuf, sync::Arc};
 use vouch_crypto::CryptoError;
 use vouch_primitives::{CallId, ChainBinding, ServiceId};
 
-/// Why signing a result (or importing a record) would be unsafe: the guard already holds a record for the same call
-/// that differs. Signing anyway could get the operator slashed for equivocation, so the guard refuses.
+/// Why signing a result or a commitment (or importing a record) would be unsafe: the guard already holds a record of
+/// the same kind for the same call that differs. Signing anyway could get the operator slashed for equivocation, so the guard refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NotSafe {
     /// A different result is recorded for this call.
@@ -33,6 +33,43 @@ pub enum NotSafe {
         /// Inputs hash of the refused attempt.
         attempted_inputs: B256,
     },
+    /// A commitment to another output is recorded for this call: a node commits once per call.
+    #[error(
+        "{service_id} {call_id}: a commitment to output {recorded_output} is already signed, refusing output \
+         {attempted_output}"
+    )]
+    ConflictingCommitment {
+        /// The service of the call.
+        service_id: ServiceId,
+        /// The call.
+        call_id: CallId,
+        /// Output hash of the recorded commitment.
+        recorded_output: B256,
+        /// Output hash of the refused attempt.
+        attempted_output: B256,
+    },
+    /// A commitment with other inputs is recorded for this call.
+    #[error(
+        "{service_id} {call_id}: a commitment with inputs {recorded_inputs} is already signed, refusing inputs \
+         {attempted_inputs}"
+    )]
+    ConflictingCommitmentInputs {
+        /// The service of the call.
+        service_id: ServiceId,
+        /// The call.
+        call_id: CallId,
+        /// Inputs hash of the recorded commitment.
+        recorded_inputs: B256,
+        /// Inputs hash of the refused attempt.
+        attempted_inputs: B256,
+    },
+}
+
+impl NotSafe {
+    /// Whether the refusal is about an output commitment rather than a signed result.
+    pub fn is_commitment(&self) -> bool {
+        matches!(self, Self::ConflictingCommitment { .. } | Self::ConflictingCommitmentInputs { .. })
+    }
 }
 
 /// Why an interchange document cannot be imported (or parsed).
@@ -77,6 +114,18 @@ pub enum InterchangeError {
         call_id: CallId,
         /// Why the bytes are not a signature.
         source: CryptoError,
+    },
+    /// A commitment's output does not hash to its output hash.
+    #[error("commitment for {service_id} {call_id}: the output hashes to {actual}, not to its output hash {claimed}")]
+    CommitmentOutputMismatch {
+        /// The service of the commitment.
+        service_id: ServiceId,
+        /// The call of the commitment.
+        call_id: CallId,
+        /// The output hash in the document.
+        claimed: B256,
+        /// `keccak256` of the output in the document.
+        actual: B256,
     },
 }
 

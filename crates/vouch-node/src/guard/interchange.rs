@@ -1,7 +1,7 @@
 //! The versioned JSON interchange format of signing records (see the [module docs](super) for the schema).
 
 use super::error::{GuardError, InterchangeError};
-use alloy_primitives::{Address, B256, FixedBytes};
+use alloy_primitives::{Address, B256, Bytes, FixedBytes};
 use serde::{Deserialize, Serialize};
 use std::{io::Write, path::Path};
 use vouch_primitives::{CallId, ServiceId};
@@ -26,6 +26,30 @@ pub struct Interchange {
     pub public_key: FixedBytes<48>,
     /// The records, in `(serviceId, callId)` order when exported.
     pub records: Vec<InterchangeRecord>,
+    /// The output commitments (tolerant jobs), in `(serviceId, callId)` order when exported. Omitted when empty, so
+    /// a document without commitments is the one earlier nodes write and read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commitments: Vec<InterchangeCommitment>,
+}
+
+/// One signed output commitment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InterchangeCommitment {
+    /// The service.
+    pub service_id: ServiceId,
+    /// The call (`0x` hex when written; hex or decimal string when read).
+    pub call_id: CallId,
+    /// Inputs hash of the commitment.
+    pub inputs_hash: B256,
+    /// `keccak256(output)`.
+    pub output_hash: B256,
+    /// The committed output, hex.
+    pub output: Bytes,
+    /// The signature over the commitment digest, 96-byte compressed.
+    pub signature: FixedBytes<96>,
+    /// When it was signed, Unix seconds.
+    pub signed_at: u64,
 }
 
 /// One signed result.

@@ -8,8 +8,9 @@ use std::{path::Path, time::Duration};
 use vouch_crypto::PublicKey;
 use vouch_primitives::{CallId, ChainBinding, ServiceId};
 
-/// Version of the schema below, recorded in `meta.schema_version`.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Version of the schema below, recorded in `meta.schema_version`. Version 1 had no `signed_commitments`; a
+/// version-1 database is migrated in place when opened (the table is added, nothing else changes).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another one (another process, or an export) to release the database.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +36,29 @@ CREATE TABLE IF NOT EXISTS signed_results (
     PRIMARY KEY (service_id, call_id)
 ) STRICT, WITHOUT ROWID;
 ";
+
+/// Added by schema version 2: output commitments of tolerant jobs, one per call, with the committed output (an
+/// endorsement compares against it). A rowid table: outputs may be kilobytes, too large for `WITHOUT ROWID` rows.
+const COMMITMENTS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS signed_commitments (
+    service_id  INTEGER NOT NULL,
+    call_id     BLOB    NOT NULL CHECK (length(call_id) = 32),
+    inputs_hash BLOB    NOT NULL CHECK (length(inputs_hash) = 32),
+    output_hash BLOB    NOT NULL CHECK (length(output_hash) = 32),
+    output      BLOB    NOT NULL,
+    signature   BLOB    NOT NULL CHECK (length(signature) = 96),
+    signed_at   INTEGER NOT NULL,
+    PRIMARY KEY (service_id, call_id)
+) STRICT;
+";
+
+/// Selects one commitment by `(service_id, call_id)`.
+pub(crate) const SELECT_COMMITMENT: &str = "SELECT inputs_hash, output_hash, output, signature, signed_at \
+     FROM signed_commitments WHERE service_id = ?1 AND call_id = ?2";
+
+/// Inserts one commitment.
+pub(crate) const INSERT_COMMITMENT: &str = "INSERT INTO signed_commitments \
+     (service_id, call_id, inputs_hash, output_hash, output, signature, signed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// Selects one record by `(service_id, call_id)`.
 pub(crate) const SELECT_RECORD: &str =
@@ -135,6 +159,7 @@ pub(crate) fn open(
             return Err(GuardError::NotInitialised { path: path.to_path_buf() });
         }
         tx.execute_batch(SCHEMA).map_err(|e| GuardError::sqlite(path, "creating the schema", e))?;
+        tx.execute_batch(COMMITMENTS_SCHEMA).map_err(|e| GuardError::sqlite(path, "creating the schema", e))?;
     }
     let meta = tx
         .query_row("SELECT schema_version, chain_id, contract, public_key FROM meta WHERE id = 1", [], |r| {
@@ -159,7 +184,13 @@ pub(crate) fn open(
             .map_err(|e| GuardError::sqlite(path, "recording the binding", e))?;
         }
         Some((version, chain_id, contract, public_key)) => {
-            if version != SCHEMA_VERSION {
+            if version == 1 {
+                // Additive migration: commitments get their table; results are untouched.
+                tx.execute_batch(COMMITMENTS_SCHEMA)
+                    .and_then(|()| tx.execute("UPDATE meta SET schema_version = ?1 WHERE id = 1", [SCHEMA_VERSION]))
+                    .map_err(|e| GuardError::sqlite(path, "migrating the schema to version 2", e))?;
+                tracing::info!(db = %path.display(), "signing database migrated to schema version 2 (commitments)");
+            } else if version != SCHEMA_VERSION {
                 return Err(GuardError::UnsupportedSchema {
                     path: path.to_path_buf(),
                     found: version,

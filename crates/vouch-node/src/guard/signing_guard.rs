@@ -1,11 +1,12 @@
-//! [`SigningGuard`]: the only way the node signs results.
+//! [`SigningGuard`]: the only way the node signs results and output commitments.
 
 use super::{
     error::{GuardError, InterchangeError},
-    interchange::{INTERCHANGE_VERSION, Interchange, InterchangeRecord},
-    schema::{self, SELECT_RECORD, call_key, u64_from_sql},
-    writer::{self, ImportJob, Job, Reply, SignJob},
+    interchange::{INTERCHANGE_VERSION, Interchange, InterchangeCommitment, InterchangeRecord},
+    schema::{self, SELECT_COMMITMENT, SELECT_RECORD, call_key, u64_from_sql},
+    writer::{self, CommitJob, ImportJob, Job, Reply, SignJob},
 };
+use alloy_primitives::{B256, Bytes, keccak256};
 use rusqlite::{Connection, OptionalExtension};
 use std::{
     path::{Path, PathBuf},
@@ -13,7 +14,7 @@ use std::{
     thread::JoinHandle,
 };
 use vouch_crypto::{PublicKey, SecretKey, Signature};
-use vouch_primitives::{CallId, ChainBinding, ResultRef, ServiceId, result_digest};
+use vouch_primitives::{CallId, ChainBinding, CommitmentRef, ResultRef, ServiceId, commitment_digest, result_digest};
 
 /// What to do when the signing database does not exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +51,34 @@ pub struct Record {
     pub signed_at: u64,
 }
 
-/// What an import did.
+/// One output commitment the guard let through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// What was committed to (`output_hash = keccak256(output)`).
+    pub entry: CommitmentRef,
+    /// The committed output.
+    pub output: Bytes,
+    /// The signature over `commitment_digest(binding, entry)`.
+    pub signature: Signature,
+    /// `true` if recorded by this request, `false` if the same commitment was recorded earlier and its signature is
+    /// returned again.
+    pub fresh: bool,
+}
+
+/// An output commitment recorded in the signing database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitmentRecord {
+    /// What was committed to.
+    pub entry: CommitmentRef,
+    /// The committed output (`keccak256(output) = entry.output_hash`).
+    pub output: Bytes,
+    /// The signature released for it.
+    pub signature: Signature,
+    /// When it was recorded (Unix seconds).
+    pub signed_at: u64,
+}
+
+/// What an import did (results and commitments counted together).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportSummary {
     /// Records added.
@@ -177,6 +205,92 @@ impl SigningGuard {
         answer.await.map_err(|_| self.writer_unavailable())?
     }
 
+    /// Commits to `output` as this operator's own output for a call of a tolerant job, blocking the calling thread
+    /// (the signing runs on it; then the writer's group commit).
+    ///
+    /// Signs [`commitment_digest`]`(binding, (service_id, call_id, inputs_hash, keccak256(output)))`, then, in the
+    /// writer's exclusive transaction: a call with no commitment records this one with its output (`fresh: true`);
+    /// the same commitment again (same inputs and output hash) returns the recorded signature (`fresh: false`); a
+    /// different one is refused ([`GuardError::Refused`] with [`NotSafe::ConflictingCommitment`](super::NotSafe) or
+    /// `ConflictingCommitmentInputs`, nothing recorded). The signature is released only after the commit is durable. Commitments are kept apart
+    /// from results: a call may have one of each, with different hashes. Do not call this from async code: use
+    /// [`Self::commit_async`].
+    pub fn commit(
+        &self,
+        secret: &SecretKey,
+        service_id: ServiceId,
+        call_id: CallId,
+        inputs_hash: B256,
+        output: Bytes,
+    ) -> Result<Committed, GuardError> {
+        let (entry, output, signature) = self.prepare_commitment(secret, service_id, call_id, inputs_hash, output)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.submit(Job::Commit(Box::new(CommitJob { entry, output, signature, reply: Reply::Blocking(reply) })))?;
+        answer.recv().map_err(|_| self.writer_unavailable())?
+    }
+
+    /// [`Self::commit`] for async code: hashing and signing run on tokio's blocking pool, then the writer records
+    /// the commitment with whatever else is pending. Dropping the future is safe, as for [`Self::sign_async`].
+    pub async fn commit_async(
+        &self,
+        secret: Arc<SecretKey>,
+        service_id: ServiceId,
+        call_id: CallId,
+        inputs_hash: B256,
+        output: Bytes,
+    ) -> Result<Committed, GuardError> {
+        let guard = self.clone();
+        let (entry, output, signature) = tokio::task::spawn_blocking(move || {
+            guard.prepare_commitment(&secret, service_id, call_id, inputs_hash, output)
+        })
+        .await
+        .map_err(|e| GuardError::SigningTask { path: self.inner.path.clone(), reason: e.to_string() })??;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Job::Commit(Box::new(CommitJob { entry, output, signature, reply: Reply::Async(reply) })))?;
+        answer.await.map_err(|_| self.writer_unavailable())?
+    }
+
+    /// Checks the key, hashes the output and signs the commitment.
+    fn prepare_commitment(
+        &self,
+        secret: &SecretKey,
+        service_id: ServiceId,
+        call_id: CallId,
+        inputs_hash: B256,
+        output: Bytes,
+    ) -> Result<(CommitmentRef, Bytes, Signature), GuardError> {
+        self.check_secret(secret)?;
+        let entry = CommitmentRef { service_id, call_id, inputs_hash, output_hash: keccak256(&output) };
+        let signature = secret.sign(&commitment_digest(&self.inner.binding, &entry));
+        Ok((entry, output, signature))
+    }
+
+    /// The output commitment of a call, if any.
+    pub fn get_commitment(
+        &self,
+        service_id: ServiceId,
+        call_id: CallId,
+    ) -> Result<Option<CommitmentRecord>, GuardError> {
+        let path = &self.inner.path;
+        let reader = self.inner.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut select =
+            reader.prepare_cached(SELECT_COMMITMENT).map_err(|e| GuardError::sqlite(path, "reading", e))?;
+        let row = select
+            .query_row(call_key(service_id, call_id), |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()
+            .map_err(|e| GuardError::sqlite(path, "reading a commitment", e))?;
+        let Some((inputs, output_hash, output, signature, signed_at)) = row else { return Ok(None) };
+        commitment_from_row(path, service_id, call_id, (inputs, output_hash, output, signature, signed_at)).map(Some)
+    }
+
     /// The record of a call, if any.
     pub fn get(&self, service_id: ServiceId, call_id: CallId) -> Result<Option<Record>, GuardError> {
         let path = &self.inner.path;
@@ -239,12 +353,51 @@ impl SigningGuard {
         }
         // Sorted here, not in SQL: ids ≥ 2^63 are stored as negative i64s.
         records.sort_by_key(|r| (r.service_id, r.call_id));
+        let mut select = reader
+            .prepare(
+                "SELECT service_id, call_id, inputs_hash, output_hash, output, signature, signed_at \
+                 FROM signed_commitments",
+            )
+            .map_err(sql("preparing the export"))?;
+        let rows = select
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    (
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ),
+                ))
+            })
+            .map_err(sql("exporting"))?;
+        let mut commitments = Vec::new();
+        for row in rows {
+            let (service_id, call_id, columns) = row.map_err(sql("exporting"))?;
+            let service_id = ServiceId(u64_from_sql(service_id));
+            let call_id = schema::call_id_from_sql(&call_id, path)?;
+            let record = commitment_from_row(path, service_id, call_id, columns)?;
+            commitments.push(InterchangeCommitment {
+                service_id,
+                call_id,
+                inputs_hash: record.entry.inputs_hash,
+                output_hash: record.entry.output_hash,
+                output: record.output,
+                signature: record.signature.to_compressed().into(),
+                signed_at: record.signed_at,
+            });
+        }
+        commitments.sort_by_key(|c| (c.service_id, c.call_id));
         Ok(Interchange {
             version: INTERCHANGE_VERSION,
             chain_id: self.inner.binding.chain_id,
             protocol: self.inner.binding.contract,
             public_key: self.inner.public_key.to_compressed().into(),
             records,
+            commitments,
         })
     }
 
@@ -256,13 +409,14 @@ impl SigningGuard {
     /// (or with another of the document), nothing is imported ([`GuardError::ImportConflict`]). Signatures are
     /// checked to be valid points, not verified against the digest (a wrong one would be useless, never slashable).
     pub fn import(&self, data: &Interchange) -> Result<ImportSummary, GuardError> {
-        let records = self.validate(data)?;
+        let (records, commitments) = self.validate(data)?;
         let (reply, answer) = mpsc::sync_channel(1);
-        self.submit(Job::Import(ImportJob { records, reply: Reply::Blocking(reply) }))?;
+        self.submit(Job::Import(ImportJob { records, commitments, reply: Reply::Blocking(reply) }))?;
         answer.recv().map_err(|_| self.writer_unavailable())?
     }
 
-    fn validate(&self, data: &Interchange) -> Result<Vec<Record>, InterchangeError> {
+    #[allow(clippy::type_complexity)]
+    fn validate(&self, data: &Interchange) -> Result<(Vec<Record>, Vec<CommitmentRecord>), InterchangeError> {
         if data.version != INTERCHANGE_VERSION {
             return Err(InterchangeError::UnsupportedVersion { found: data.version, supported: INTERCHANGE_VERSION });
         }
@@ -276,7 +430,8 @@ impl SigningGuard {
                 guard: self.inner.public_key.to_compressed().into(),
             });
         }
-        data.records
+        let records = data
+            .records
             .iter()
             .map(|r| {
                 let signature = Signature::from_compressed(r.signature.as_slice()).map_err(|source| {
@@ -293,15 +448,41 @@ impl SigningGuard {
                     signed_at: r.signed_at,
                 })
             })
-            .collect()
+            .collect::<Result<_, InterchangeError>>()?;
+        let commitments = data
+            .commitments
+            .iter()
+            .map(|c| {
+                let signature = Signature::from_compressed(c.signature.as_slice()).map_err(|source| {
+                    InterchangeError::InvalidSignature { service_id: c.service_id, call_id: c.call_id, source }
+                })?;
+                let actual = keccak256(&c.output);
+                if actual != c.output_hash {
+                    return Err(InterchangeError::CommitmentOutputMismatch {
+                        service_id: c.service_id,
+                        call_id: c.call_id,
+                        claimed: c.output_hash,
+                        actual,
+                    });
+                }
+                Ok(CommitmentRecord {
+                    entry: CommitmentRef {
+                        service_id: c.service_id,
+                        call_id: c.call_id,
+                        inputs_hash: c.inputs_hash,
+                        output_hash: c.output_hash,
+                    },
+                    output: c.output.clone(),
+                    signature,
+                    signed_at: c.signed_at,
+                })
+            })
+            .collect::<Result<_, InterchangeError>>()?;
+        Ok((records, commitments))
     }
 
-    /// Checks that `secret` is the guarded key, then signs every entry (on the calling thread).
-    fn compute_signatures(
-        &self,
-        secret: &SecretKey,
-        entries: &[ResultRef],
-    ) -> Result<Vec<(ResultRef, Signature)>, GuardError> {
+    /// Refuses a secret key other than the guarded one.
+    fn check_secret(&self, secret: &SecretKey) -> Result<(), GuardError> {
         let offered = secret.public_key();
         if offered != self.inner.public_key {
             return Err(GuardError::ForeignSecretKey {
@@ -310,6 +491,16 @@ impl SigningGuard {
                 offered: offered.to_compressed().into(),
             });
         }
+        Ok(())
+    }
+
+    /// Checks that `secret` is the guarded key, then signs every entry (on the calling thread).
+    fn compute_signatures(
+        &self,
+        secret: &SecretKey,
+        entries: &[ResultRef],
+    ) -> Result<Vec<(ResultRef, Signature)>, GuardError> {
+        self.check_secret(secret)?;
         let binding = self.inner.binding;
         Ok(entries.iter().map(|entry| (*entry, secret.sign(&result_digest(&binding, entry)))).collect())
     }
@@ -326,6 +517,36 @@ impl SigningGuard {
     fn writer_unavailable(&self) -> GuardError {
         GuardError::WriterUnavailable { path: self.inner.path.clone() }
     }
+}
+
+/// A commitment from its columns `(inputs_hash, output_hash, output, signature, signed_at)`, checked.
+fn commitment_from_row(
+    path: &Path,
+    service_id: ServiceId,
+    call_id: CallId,
+    (inputs, output_hash, output, signature, signed_at): (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64),
+) -> Result<CommitmentRecord, GuardError> {
+    let signature = Signature::from_compressed(&signature).map_err(|e| {
+        schema::corrupt(path, format!("{service_id} {call_id}: the recorded commitment signature is invalid: {e}"))
+    })?;
+    let output_hash = schema::b256_from_sql(&output_hash, path, "an output hash")?;
+    if keccak256(&output) != output_hash {
+        return Err(schema::corrupt(
+            path,
+            format!("{service_id} {call_id}: the committed output does not hash to its output hash"),
+        ));
+    }
+    Ok(CommitmentRecord {
+        entry: CommitmentRef {
+            service_id,
+            call_id,
+            inputs_hash: schema::b256_from_sql(&inputs, path, "an inputs hash")?,
+            output_hash,
+        },
+        output: Bytes::from(output),
+        signature,
+        signed_at: u64_from_sql(signed_at),
+    })
 }
 
 #[cfg(test)]
@@ -538,6 +759,148 @@ mod tests {
         let err = guard.import(&data).unwrap_err();
         assert!(matches!(err, GuardError::ImportConflict(NotSafe::ConflictingResult { .. })), "{err}");
         assert_eq!(guard.get(ServiceId(1), CallId::from(4)).unwrap(), None);
+    }
+
+    fn commit(guard: &SigningGuard, sk: &SecretKey, call: u64, output: &'static [u8]) -> Result<Committed, GuardError> {
+        guard.commit(sk, ServiceId(1), CallId::from(call), B256::with_last_byte(0xaa), Bytes::from_static(output))
+    }
+
+    #[test]
+    fn one_commitment_per_call_same_again_is_idempotent_different_is_refused() {
+        let (_dir, guard, sk) = fresh_guard();
+        let first = commit(&guard, &sk, 7, b"[0.25]").unwrap();
+        assert!(first.fresh);
+        assert_eq!(first.entry.output_hash, keccak256(b"[0.25]"));
+        first.signature.verify(&sk.public_key(), &commitment_digest(&BINDING, &first.entry)).unwrap();
+        assert_ne!(
+            commitment_digest(&BINDING, &first.entry),
+            result_digest(
+                &BINDING,
+                &ResultRef {
+                    service_id: first.entry.service_id,
+                    call_id: first.entry.call_id,
+                    inputs_hash: first.entry.inputs_hash,
+                    result_hash: first.entry.output_hash,
+                }
+            ),
+            "a commitment is never a result statement"
+        );
+
+        let again = commit(&guard, &sk, 7, b"[0.25]").unwrap();
+        assert_eq!((again.signature, again.fresh), (first.signature, false));
+
+        let err = commit(&guard, &sk, 7, b"[0.26]").unwrap_err();
+        assert!(
+            matches!(err, GuardError::Refused(NotSafe::ConflictingCommitment { recorded_output, attempted_output, .. })
+                if recorded_output == keccak256(b"[0.25]") && attempted_output == keccak256(b"[0.26]")),
+            "{err}"
+        );
+        assert!(err.not_safe().is_some_and(NotSafe::is_commitment));
+        let other_inputs =
+            guard.commit(&sk, ServiceId(1), CallId::from(7), B256::ZERO, Bytes::from_static(b"[0.25]")).unwrap_err();
+        assert!(
+            matches!(other_inputs, GuardError::Refused(NotSafe::ConflictingCommitmentInputs { .. })),
+            "{other_inputs}"
+        );
+        assert!(other_inputs.not_safe().is_some_and(NotSafe::is_commitment));
+        let err = guard.commit(&secret(2), ServiceId(1), CallId::from(8), B256::ZERO, Bytes::new()).unwrap_err();
+        assert!(matches!(err, GuardError::ForeignSecretKey { .. }), "{err}");
+
+        let record = guard.get_commitment(ServiceId(1), CallId::from(7)).unwrap().unwrap();
+        assert_eq!(
+            (record.entry, &record.output[..], record.signature),
+            (first.entry, &b"[0.25]"[..], first.signature)
+        );
+        assert_eq!(guard.get_commitment(ServiceId(1), CallId::from(8)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_call_has_one_commitment_and_one_result_apart() {
+        let (_dir, guard, sk) = fresh_guard();
+        commit(&guard, &sk, 3, b"mine").unwrap();
+        assert_eq!(guard.get(ServiceId(1), CallId::from(3)).unwrap(), None, "a commitment is not a result");
+        // The endorsed result may differ from the commitment; once signed, it is the only result of the call.
+        let endorsed = ResultRef { result_hash: keccak256(b"theirs"), ..entry(3, 0) };
+        assert!(guard.sign(&sk, &[endorsed]).unwrap()[0].fresh);
+        assert!(guard.sign(&sk, &[ResultRef { result_hash: keccak256(b"mine"), ..endorsed }]).is_err());
+        assert!(!commit(&guard, &sk, 3, b"mine").unwrap().fresh);
+        assert!(commit(&guard, &sk, 3, b"theirs").is_err());
+    }
+
+    #[test]
+    fn a_commitment_is_durable_across_reopen_and_travels_in_the_interchange() {
+        let (dir, guard, sk) = fresh_guard();
+        let path = guard.path().to_path_buf();
+        let committed = commit(&guard, &sk, 9, b"[1,2,3]").unwrap();
+        guard.sign(&sk, &[entry(9, 1)]).unwrap();
+        drop(guard);
+
+        let reopened = SigningGuard::open(&path, OpenMode::Existing, BINDING, &sk.public_key()).unwrap();
+        let record = reopened.get_commitment(ServiceId(1), CallId::from(9)).unwrap().unwrap();
+        assert_eq!((&record.output[..], record.signature), (&b"[1,2,3]"[..], committed.signature));
+        assert!(!commit(&reopened, &sk, 9, b"[1,2,3]").unwrap().fresh);
+        assert!(commit(&reopened, &sk, 9, b"[1,2,4]").is_err());
+
+        let export = reopened.export().unwrap();
+        assert_eq!(export.commitments.len(), 1);
+        let json = export.to_json_pretty().unwrap();
+        assert!(json.contains("\"outputHash\"") && json.contains("\"output\": \"0x5b312c322c335d\""), "{json}");
+        assert_eq!(Interchange::from_json(json.as_bytes()).unwrap(), export);
+
+        let other =
+            SigningGuard::open(&dir.path().join("other.sqlite"), OpenMode::Initialise, BINDING, &sk.public_key())
+                .unwrap();
+        assert_eq!(other.import(&export).unwrap(), ImportSummary { imported: 2, identical: 0 });
+        assert_eq!(other.import(&export).unwrap(), ImportSummary { imported: 0, identical: 2 });
+        assert!(commit(&other, &sk, 9, b"[1,2,4]").is_err(), "the imported commitment binds the new node");
+
+        let mut tampered = export.clone();
+        tampered.commitments[0].output = Bytes::from_static(b"[9]");
+        let err = other.import(&tampered).unwrap_err();
+        assert!(
+            matches!(&err, GuardError::Interchange(e) if matches!(**e, InterchangeError::CommitmentOutputMismatch { .. })),
+            "{err}"
+        );
+        let mut conflicting = export;
+        conflicting.records.clear();
+        conflicting.commitments[0].output = Bytes::from_static(b"[9]");
+        conflicting.commitments[0].output_hash = keccak256(b"[9]");
+        let err = other.import(&conflicting).unwrap_err();
+        assert!(matches!(err, GuardError::ImportConflict(NotSafe::ConflictingCommitment { .. })), "{err}");
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_in_place() {
+        let (_dir, guard, sk) = fresh_guard();
+        let path = guard.path().to_path_buf();
+        let signed = guard.sign(&sk, &[entry(1, 1)]).unwrap();
+        drop(guard);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("DROP TABLE signed_commitments; UPDATE meta SET schema_version = 1;").unwrap();
+        }
+        let guard = SigningGuard::open(&path, OpenMode::Existing, BINDING, &sk.public_key()).unwrap();
+        assert_eq!(guard.get(ServiceId(1), CallId::from(1)).unwrap().unwrap().signature, signed[0].signature);
+        assert!(commit(&guard, &sk, 1, b"out").unwrap().fresh);
+        let version: i64 =
+            guard.inner.reader.lock().unwrap().query_row("SELECT schema_version FROM meta", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn commit_async_shares_the_records() {
+        let (_dir, guard, sk) = fresh_guard();
+        let sk = Arc::new(sk);
+        let out = Bytes::from_static(b"async");
+        let first =
+            guard.commit_async(sk.clone(), ServiceId(1), CallId::from(1), B256::ZERO, out.clone()).await.unwrap();
+        assert!(first.fresh);
+        assert_eq!(
+            guard.commit(&sk, ServiceId(1), CallId::from(1), B256::ZERO, out).unwrap().signature,
+            first.signature
+        );
+        let err = guard.commit_async(sk, ServiceId(1), CallId::from(1), B256::ZERO, Bytes::new()).await.unwrap_err();
+        assert!(matches!(err, GuardError::Refused(_)), "{err}");
     }
 
     #[tokio::test]

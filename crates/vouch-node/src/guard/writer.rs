@@ -1,16 +1,17 @@
-//! The guard's single writer thread: group commit of sign requests, and imports.
+//! The guard's single writer thread: group commit of sign and commit requests, and imports.
 //!
 //! The writer owns the only writing connection of this process. It blocks for one job, drains whatever else is
-//! queued (up to [`MAX_BATCH`]), and applies a run of sign requests in one `EXCLUSIVE` transaction, each request
-//! under its own `SAVEPOINT` so that a refused request leaves no trace while the others of the batch commit. One
+//! queued (up to [`MAX_BATCH`]), and applies a run of sign and commit requests in one `EXCLUSIVE` transaction, each
+//! request under its own `SAVEPOINT` so that a refused request leaves no trace while the others of the batch commit. One
 //! `COMMIT` (one WAL fsync with `synchronous = FULL`) then answers the whole batch; no answer is sent before it.
 //! If the commit fails, every request of the batch gets the error. A failing request never stops the thread.
 
 use super::{
     error::{GuardError, NotSafe},
-    schema::{self, INSERT_RECORD, SELECT_RECORD, call_key, u64_to_sql},
-    signing_guard::{ImportSummary, Record, Signed},
+    schema::{self, INSERT_COMMITMENT, INSERT_RECORD, SELECT_COMMITMENT, SELECT_RECORD, call_key, u64_to_sql},
+    signing_guard::{CommitmentRecord, Committed, ImportSummary, Record, Signed},
 };
+use alloy_primitives::Bytes;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -18,7 +19,7 @@ use std::{
     sync::mpsc,
 };
 use vouch_crypto::Signature;
-use vouch_primitives::ResultRef;
+use vouch_primitives::{CommitmentRef, ResultRef};
 
 /// Most jobs applied in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -49,20 +50,85 @@ pub(crate) struct SignJob {
     pub(crate) reply: Reply<Vec<Signed>>,
 }
 
+/// An output commitment already signed by the caller, to record.
+pub(crate) struct CommitJob {
+    /// The commitment (its output hash is `keccak256(output)`).
+    pub(crate) entry: CommitmentRef,
+    /// The committed output.
+    pub(crate) output: Bytes,
+    /// The signature over its commitment digest.
+    pub(crate) signature: Signature,
+    /// Where to answer.
+    pub(crate) reply: Reply<Committed>,
+}
+
 /// Validated records to import.
 pub(crate) struct ImportJob {
     /// The records.
     pub(crate) records: Vec<Record>,
+    /// The commitments.
+    pub(crate) commitments: Vec<CommitmentRecord>,
     /// Where to answer.
     pub(crate) reply: Reply<ImportSummary>,
 }
 
 /// Work for the writer.
 pub(crate) enum Job {
-    /// Record signatures.
+    /// Record result signatures.
     Sign(SignJob),
+    /// Record a commitment (boxed: a signature is large).
+    Commit(Box<CommitJob>),
     /// Import records.
     Import(ImportJob),
+}
+
+/// A request recorded by a group commit.
+enum Write {
+    Sign(SignJob),
+    Commit(Box<CommitJob>),
+}
+
+/// The answer to a [`Write`], sent after the commit.
+enum Answer {
+    Sign(Result<Vec<Signed>, GuardError>),
+    Commit(Result<Box<Committed>, GuardError>),
+}
+
+impl Answer {
+    fn is_ok(&self) -> bool {
+        match self {
+            Self::Sign(answer) => answer.is_ok(),
+            Self::Commit(answer) => answer.is_ok(),
+        }
+    }
+
+    fn fresh(&self) -> usize {
+        match self {
+            Self::Sign(Ok(signed)) => signed.iter().filter(|s| s.fresh).count(),
+            Self::Commit(Ok(committed)) => usize::from(committed.fresh),
+            _ => 0,
+        }
+    }
+}
+
+impl Write {
+    /// Sends `answer` (computed by [`commit_writes`] for this very request, so of the same kind).
+    fn answer(self, answer: Answer, path: &Path) {
+        let unavailable = || GuardError::WriterUnavailable { path: path.to_path_buf() };
+        match (self, answer) {
+            (Self::Sign(job), Answer::Sign(answer)) => job.reply.send(answer),
+            (Self::Commit(job), Answer::Commit(answer)) => job.reply.send(answer.map(|committed| *committed)),
+            (Self::Sign(job), Answer::Commit(_)) => job.reply.send(Err(unavailable())),
+            (Self::Commit(job), Answer::Sign(_)) => job.reply.send(Err(unavailable())),
+        }
+    }
+
+    fn fail(self, error: GuardError) {
+        match self {
+            Self::Sign(job) => job.reply.send(Err(error)),
+            Self::Commit(job) => job.reply.send(Err(error)),
+        }
+    }
 }
 
 /// Starts the writer thread on `conn`.
@@ -101,23 +167,24 @@ fn run(mut conn: Connection, path: &Path, rx: &mpsc::Receiver<Job>) {
     tracing::debug!(db = %path.display(), "signing guard writer stopped");
 }
 
-/// Applies jobs in order: each run of consecutive sign jobs as one group commit, each import alone.
+/// Applies jobs in order: each run of consecutive sign and commit jobs as one group commit, each import alone.
 fn apply(conn: &mut Connection, path: &Path, jobs: Vec<Job>) {
-    let mut signs = Vec::new();
+    let mut writes = Vec::new();
     for job in jobs {
         match job {
-            Job::Sign(sign) => signs.push(sign),
+            Job::Sign(sign) => writes.push(Write::Sign(sign)),
+            Job::Commit(commit) => writes.push(Write::Commit(commit)),
             Job::Import(import) => {
-                commit_signs(conn, path, std::mem::take(&mut signs));
-                let answer = import_records(conn, path, &import.records);
+                commit_writes(conn, path, std::mem::take(&mut writes));
+                let answer = import_records(conn, path, &import.records, &import.commitments);
                 import.reply.send(answer);
             }
         }
     }
-    commit_signs(conn, path, signs);
+    commit_writes(conn, path, writes);
 }
 
-fn commit_signs(conn: &mut Connection, path: &Path, jobs: Vec<SignJob>) {
+fn commit_writes(conn: &mut Connection, path: &Path, jobs: Vec<Write>) {
     if jobs.is_empty() {
         return;
     }
@@ -127,7 +194,14 @@ fn commit_signs(conn: &mut Connection, path: &Path, jobs: Vec<SignJob>) {
         let mut answers = Vec::with_capacity(jobs.len());
         for job in &jobs {
             let sp = tx.savepoint().map_err(|e| ("opening a savepoint", e))?;
-            let answer = record_request(&sp, path, &job.entries, now).map_err(|e| ("recording", e))?;
+            let answer = match job {
+                Write::Sign(job) => {
+                    Answer::Sign(record_request(&sp, path, &job.entries, now).map_err(|e| ("recording", e))?)
+                }
+                Write::Commit(job) => {
+                    Answer::Commit(record_commitment(&sp, path, job, now).map_err(|e| ("recording", e))?)
+                }
+            };
             if answer.is_ok() {
                 sp.commit().map_err(|e| ("releasing a savepoint", e))?;
             } else {
@@ -140,24 +214,92 @@ fn commit_signs(conn: &mut Connection, path: &Path, jobs: Vec<SignJob>) {
     })();
     match outcome {
         Ok(answers) => {
-            let fresh: usize = answers.iter().flatten().flatten().filter(|s| s.fresh).count();
+            let fresh: usize = answers.iter().map(Answer::fresh).sum();
             tracing::trace!(requests = jobs.len(), fresh, "signing guard batch committed");
             for (job, answer) in jobs.into_iter().zip(answers) {
-                job.reply.send(answer);
+                job.answer(answer, path);
             }
         }
         Err((step, e)) => {
             tracing::error!(db = %path.display(), step, error = %e, "signing guard batch failed; nothing recorded");
             let source = std::sync::Arc::new(e);
             for job in jobs {
-                job.reply.send(Err(GuardError::Sqlite {
+                job.fail(GuardError::Sqlite {
                     path: path.to_path_buf(),
                     action: "recording signatures",
                     source: source.clone(),
-                }));
+                });
             }
         }
     }
+}
+
+/// Checks and records one commitment: the same commitment again gets the recorded signature, a different one for
+/// the call is refused. The outer error aborts the batch; the inner one refuses this request only.
+fn record_commitment(
+    conn: &Connection,
+    path: &Path,
+    job: &CommitJob,
+    now: u64,
+) -> Result<Result<Box<Committed>, GuardError>, rusqlite::Error> {
+    let entry = &job.entry;
+    let key = call_key(entry.service_id, entry.call_id);
+    let recorded = conn
+        .prepare_cached(SELECT_COMMITMENT)?
+        .query_row(key, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(3)?)))
+        .optional()?;
+    let Some((inputs, output_hash, stored)) = recorded else {
+        conn.prepare_cached(INSERT_COMMITMENT)?.execute((
+            key.0,
+            key.1.as_slice(),
+            entry.inputs_hash.as_slice(),
+            entry.output_hash.as_slice(),
+            job.output.as_ref(),
+            job.signature.to_compressed().as_slice(),
+            u64_to_sql(now),
+        ))?;
+        let committed = Committed { entry: *entry, output: job.output.clone(), signature: job.signature, fresh: true };
+        return Ok(Ok(Box::new(committed)));
+    };
+    if let Err(refusal) = compare_commitment(path, entry, &inputs, &output_hash) {
+        return Ok(Err(refusal));
+    }
+    let signature = if stored.as_slice() == job.signature.to_compressed().as_slice() {
+        job.signature
+    } else {
+        match Signature::from_compressed(&stored) {
+            Ok(sig) => sig,
+            Err(e) => {
+                let what = format!(
+                    "{} {}: the recorded commitment signature is invalid: {e}",
+                    entry.service_id, entry.call_id
+                );
+                return Ok(Err(schema::corrupt(path, what)));
+            }
+        }
+    };
+    Ok(Ok(Box::new(Committed { entry: *entry, output: job.output.clone(), signature, fresh: false })))
+}
+
+/// `Ok` if the recorded commitment has the inputs and output hash of `entry`; the refusal otherwise.
+fn compare_commitment(path: &Path, entry: &CommitmentRef, inputs: &[u8], output: &[u8]) -> Result<(), GuardError> {
+    if output != entry.output_hash.as_slice() {
+        return Err(GuardError::Refused(NotSafe::ConflictingCommitment {
+            service_id: entry.service_id,
+            call_id: entry.call_id,
+            recorded_output: schema::b256_from_sql(output, path, "an output hash")?,
+            attempted_output: entry.output_hash,
+        }));
+    }
+    if inputs != entry.inputs_hash.as_slice() {
+        return Err(GuardError::Refused(NotSafe::ConflictingCommitmentInputs {
+            service_id: entry.service_id,
+            call_id: entry.call_id,
+            recorded_inputs: schema::b256_from_sql(inputs, path, "an inputs hash")?,
+            attempted_inputs: entry.inputs_hash,
+        }));
+    }
+    Ok(())
 }
 
 /// Checks and records the entries of one request. The outer error aborts the batch; the inner one refuses this
@@ -234,9 +376,14 @@ fn compare(path: &Path, entry: &ResultRef, inputs: &[u8], result: &[u8]) -> Resu
     Ok(())
 }
 
-/// Imports records in one exclusive transaction: new ones are inserted, identical ones skipped, and any conflict
-/// aborts the whole import.
-fn import_records(conn: &mut Connection, path: &Path, records: &[Record]) -> Result<ImportSummary, GuardError> {
+/// Imports records and commitments in one exclusive transaction: new ones are inserted, identical ones skipped, and
+/// any conflict aborts the whole import.
+fn import_records(
+    conn: &mut Connection,
+    path: &Path,
+    records: &[Record],
+    commitments: &[CommitmentRecord],
+) -> Result<ImportSummary, GuardError> {
     let sql = |action: &'static str| move |e| GuardError::sqlite(path, action, e);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(sql("beginning the import"))?;
     let mut summary = ImportSummary::default();
@@ -265,6 +412,37 @@ fn import_records(conn: &mut Connection, path: &Path, records: &[Record]) -> Res
                     summary.imported += 1;
                 }
                 Some((inputs, result)) => match compare(path, entry, &inputs, &result) {
+                    Ok(()) => summary.identical += 1,
+                    Err(GuardError::Refused(not_safe)) => return Err(GuardError::ImportConflict(not_safe)),
+                    Err(other) => return Err(other),
+                },
+            }
+        }
+        let mut select = tx.prepare_cached(SELECT_COMMITMENT).map_err(sql("preparing the import"))?;
+        let mut insert = tx.prepare_cached(INSERT_COMMITMENT).map_err(sql("preparing the import"))?;
+        for commitment in commitments {
+            let entry = &commitment.entry;
+            let key = call_key(entry.service_id, entry.call_id);
+            let recorded = select
+                .query_row(key, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()
+                .map_err(sql("reading a commitment"))?;
+            match recorded {
+                None => {
+                    insert
+                        .execute((
+                            key.0,
+                            key.1.as_slice(),
+                            entry.inputs_hash.as_slice(),
+                            entry.output_hash.as_slice(),
+                            commitment.output.as_ref(),
+                            commitment.signature.to_compressed().as_slice(),
+                            u64_to_sql(commitment.signed_at),
+                        ))
+                        .map_err(sql("importing a commitment"))?;
+                    summary.imported += 1;
+                }
+                Some((inputs, output)) => match compare_commitment(path, entry, &inputs, &output) {
                     Ok(()) => summary.identical += 1,
                     Err(GuardError::Refused(not_safe)) => return Err(GuardError::ImportConflict(not_safe)),
                     Err(other) => return Err(other),

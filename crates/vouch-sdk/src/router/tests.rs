@@ -14,8 +14,8 @@ use tower::ServiceExt;
 use vouch_primitives::{CallId, ServiceId};
 
 use crate::{
-    Agreement, Caller, Context, Exact, Inputs, JobCall, JobError, JobIndex, JobOutput, Json, Reject, Router, Verifier,
-    layers,
+    Agreement, Caller, Claimed, Context, Exact, Inputs, JobCall, JobError, JobIndex, JobOutput, Json, JsonTolerance,
+    Reject, Router, Verification, Verifier, layers,
 };
 
 const PAYER: Address = address!("0x00000000000000000000000000000000000000aa");
@@ -243,6 +243,144 @@ fn router_is_a_clone_send_sync_service_with_a_send_future() {
     {
     }
     assert_service(&router());
-    let debug = format!("{:?}", router().verifier(2, CaseInsensitive));
-    assert!(debug.contains("case_insensitive"), "{debug}");
+    let debug = format!("{:?}", router().verifier(2, CaseInsensitive).checker(0, check_greeting));
+    assert!(debug.contains("case_insensitive") && debug.contains("checkers: [0]"), "{debug}");
+}
+
+/// Checks a claimed greeting: what `greet` would answer, without calling it.
+async fn check_greeting(Json(input): Json<Greet>, claimed: Claimed) -> Agreement {
+    #[derive(Deserialize)]
+    struct Claim {
+        greeting: String,
+    }
+    let claim: Claim = match claimed.json() {
+        Ok(claim) => claim,
+        Err(disagreement) => return disagreement,
+    };
+    if claim.greeting == format!("hello {}", input.name) {
+        Agreement::Agree
+    } else {
+        Agreement::disagree(format!("{:?} does not greet {}", claim.greeting, input.name))
+    }
+}
+
+fn check(job_index: u8, inputs: &'static str, claimed: &'static str) -> JobCall {
+    call(job_index, inputs).with_claimed(claimed)
+}
+
+#[tokio::test]
+async fn checkers_accept_or_reject_the_claimed_output() {
+    let router = router().checker(0, check_greeting);
+    assert!(router.has_checker(0) && !router.has_checker(1));
+    let ada = r#"{"name":"ada"}"#;
+    assert_eq!(router.check(check(0, ada, r#"{"greeting":"hello ada"}"#)).await, Ok(Agreement::Agree));
+    let Ok(Agreement::Disagree { reason }) = router.check(check(0, ada, r#"{"greeting":"hello bob"}"#)).await else {
+        panic!("expected a disagreement")
+    };
+    assert!(reason.contains("does not greet ada"), "{reason}");
+    let Ok(Agreement::Disagree { reason }) = router.check(check(0, ada, "not json")).await else {
+        panic!("expected a disagreement")
+    };
+    assert!(reason.contains("not the expected JSON"), "{reason}");
+    // The checker's other extractors reject as a handler's do: a job error, not a disagreement.
+    assert!(matches!(router.check(check(0, "{}", "{}")).await, Err(JobError::BadInput(_))));
+    // No checker for this job; no claimed output for a checker.
+    assert_eq!(router.check(check(1, "", "")).await, Err(JobError::UnknownJob { job_index: 1 }));
+    assert!(matches!(router.check(call(0, ada)).await, Err(JobError::BadInput(m)) if m.contains("claimed")));
+    // The job itself still runs (the executor), and ignores a claimed output.
+    assert_eq!(text(&router.call(check(0, ada, "x")).await.unwrap()), r#"{"greeting":"hello ada"}"#);
+}
+
+async fn panicking_check(_: Claimed) -> Agreement {
+    panic!("boom in the checker")
+}
+
+#[tokio::test]
+async fn checker_errors_and_panics_are_job_errors() {
+    let router: Router = Router::new()
+        .checker(0, |_: Claimed| async { Err::<Agreement, _>("model not loaded") })
+        .checker(1, |_: Claimed| async { Err::<Agreement, _>(Reject(JobError::BadInput("prompt too long".into()))) })
+        .checker(2, panicking_check);
+    assert_eq!(router.check(check(0, "", "")).await, Err(JobError::Handler("model not loaded".into())));
+    assert_eq!(router.check(check(1, "", "")).await, Err(JobError::BadInput("prompt too long".into())));
+    assert_eq!(router.check(check(2, "", "")).await, Err(JobError::Panicked("boom in the checker".into())));
+    assert_eq!(router.check(check(0, "", "")).await, Err(JobError::Handler("model not loaded".into())));
+}
+
+async fn slow_check(Context(counter): Context<Counter>, _: Claimed) -> Agreement {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    counter.calls.fetch_add(1, Ordering::SeqCst);
+    Agreement::Agree
+}
+
+async fn counting_check(Context(counter): Context<Counter>, _: Claimed) -> Agreement {
+    counter.calls.fetch_add(1, Ordering::SeqCst);
+    Agreement::Agree
+}
+
+#[tokio::test]
+async fn state_and_layers_reach_checkers_like_routes() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let router: Router = Router::<Counter>::new()
+        .route(0, count)
+        .checker(0, counting_check)
+        .checker(1, slow_check)
+        .layer(layers::timeout(Duration::from_millis(20)))
+        .layer(layers::trace())
+        .with_state(Counter { calls: Arc::clone(&calls) });
+    assert_eq!(router.check(check(0, "", "")).await, Ok(Agreement::Agree));
+    assert_eq!(router.check(check(1, "", "")).await, Err(JobError::Timeout));
+    assert_eq!(text(&router.call(call(0, "")).await.unwrap()), "2");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(router.verification_for(0), Verification::Checked);
+}
+
+#[tokio::test]
+async fn one_concurrency_limit_covers_routes_and_checkers() {
+    let router: Router = Router::new()
+        .route(5, sleeps)
+        .checker(0, |_: Claimed| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Agreement::Agree
+        })
+        .layer(layers::concurrency_limit(1));
+    let busy = tokio::spawn(router.check(check(0, "", "")));
+    tokio::time::sleep(Duration::from_millis(20)).await; // let the slow check take the permit
+    assert_eq!(router.call(call(5, "")).await, Err(JobError::Overloaded));
+    assert_eq!(router.check(check(0, "", "")).await, Err(JobError::Overloaded));
+    assert_eq!(busy.await.unwrap(), Ok(Agreement::Agree));
+    assert_eq!(text(&router.call(call(5, "")).await.unwrap()), "slept");
+}
+
+#[test]
+fn verification_follows_checkers_and_non_exact_verifiers() {
+    let router = router()
+        .verifier(0, JsonTolerance { absolute: 1e-6, relative: 0.0 })
+        .verifier(1, Exact)
+        .checker(2, check_greeting)
+        .verifier(2, Exact);
+    assert_eq!(router.verification_for(0), Verification::Tolerant);
+    assert_eq!(router.verification_for(1), Verification::Exact, "Exact spelled out stays exact");
+    assert_eq!(router.verification_for(2), Verification::Checked);
+    assert_eq!(router.verification_for(3), Verification::Exact);
+    assert_eq!(router.verification_for(200), Verification::Exact);
+    assert!(Exact.is_exact() && !CaseInsensitive.is_exact());
+}
+
+#[test]
+#[should_panic(expected = "cannot also have a checker")]
+fn a_tolerant_job_cannot_have_a_checker() {
+    let _ = router().verifier(0, CaseInsensitive).checker(0, check_greeting);
+}
+
+#[test]
+#[should_panic(expected = "cannot also have a tolerant verifier")]
+fn a_checked_job_cannot_have_a_tolerant_verifier() {
+    let _ = router().checker(0, check_greeting).verifier(0, CaseInsensitive);
+}
+
+#[test]
+#[should_panic(expected = "job 0 has two checkers")]
+fn duplicate_checkers_panic() {
+    let _ = router().checker(0, check_greeting).checker(0, check_greeting);
 }

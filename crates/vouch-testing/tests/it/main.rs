@@ -5,6 +5,7 @@ mod api;
 mod batches;
 mod faults;
 mod settle;
+mod verification;
 
 use alloy_primitives::U256;
 use vouch_testing::TestNetwork;
