@@ -194,6 +194,8 @@ pub(crate) async fn paid_job(
             format!("service {service_id} has no job {job_index} (it has {})", info.jobs.len()),
         )
     })?;
+    // How the operators come to sign one result (the blueprint's metadata; served from memory).
+    let mode = state.catalogue.verification(&info, job_index).await.map_err(|e| unavailable(&e))?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             GatewayError::new(
@@ -289,7 +291,7 @@ pub(crate) async fn paid_job(
     // The chain checks (nonce unused, balance) run while the operators work; the answer waits for both.
     let (checked, outcome) = futures_util::future::join(
         x402::verify(state.chain.provider(), &offer, &payload, now),
-        state.fanout.run(&info, &request),
+        state.fanout.run_as(&info, &request, mode),
     )
     .await;
     if let Err(e) = checked {
@@ -352,11 +354,17 @@ fn answer(
     payer: alloy_primitives::Address,
 ) -> Result<Response, GatewayError> {
     match outcome {
-        FanOutOutcome::Quorum { output, certificate, signers, dissent, late } => {
+        FanOutOutcome::Quorum { output, certificate, signers, dissent, suspects, late } => {
             // Evidence for a deviation report once the call settles (crate::reporter); the answer does not wait on it.
+            let certified = certificate.result_hash;
             keep_evidence(&state.store, call_id, &dissent);
+            keep_commitment_evidence(&state.store, call_id, certified, &suspects);
             let store = state.store.clone();
-            tokio::spawn(async move { keep_evidence(&store, call_id, &late.dissent().await) });
+            tokio::spawn(async move {
+                let late = late.wait().await;
+                keep_evidence(&store, call_id, &late.dissent);
+                keep_commitment_evidence(&store, call_id, certified, &late.suspects);
+            });
             if let Some(min) =
                 headers.get(MIN_STAKE_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<U256>().ok())
                 && certificate.stake_at_risk.unwrap_or_default() < min
@@ -429,9 +437,26 @@ fn keep_evidence(store: &RequestStore, call_id: vouch_primitives::CallId, dissen
     }
 }
 
-/// Finishes requests recorded but not answered (a gateway killed between payment and answer): fans each out again
-/// (the operators' guards return the signatures they gave before) and stores the answer, so a client's retry gets
-/// it; a request with no quorum is marked failed and never charged.
+/// Stores the commitments of a tolerant job that contradict the certified result `certified`, for the reporter.
+fn keep_commitment_evidence(
+    store: &RequestStore,
+    call_id: vouch_primitives::CallId,
+    certified: alloy_primitives::B256,
+    suspects: &[crate::rounds::CommitmentSuspect],
+) {
+    for suspect in suspects {
+        let operator = suspect.signed.operator;
+        let reason = &suspect.reason;
+        tracing::warn!(call = %call_id, %operator, %reason, "operator's commitment contradicts the certificate (kept)");
+        if let Err(e) = store.add_commitment_evidence(suspect.slot, &suspect.signed, certified, &suspect.reason) {
+            tracing::error!(call = %call_id, %operator, error = %e, "cannot keep the commitment evidence");
+        }
+    }
+}
+
+/// Finishes requests recorded but not answered (a gateway killed between payment and answer), of every verification
+/// mode: orchestrates each again (the operators' guards return the signatures they gave before) and stores the
+/// answer, so a client's retry gets it; a request with no quorum is marked failed and never charged.
 pub async fn finish_received(state: &GatewayState) -> Result<usize, GatewayError> {
     let pending = state.store.with_status(RequestStatus::Received, 10_000)?;
     let mut finished = 0;
@@ -464,8 +489,15 @@ pub async fn finish_received(state: &GatewayState) -> Result<usize, GatewayError
             resource_url: String::new(),
             description: String::new(),
         };
-        // The answer goes to the store; the client collects it by retrying with the same payment.
-        let outcome = state.fanout.run(&info, &request).await;
+        // The answer goes to the store; the client collects it by retrying with the same payment. Every mode is
+        // orchestrated again from the start: the operators' guards give back what they signed before (the same
+        // commitment, the same endorsement), and the candidate and executor orders are deterministic.
+        let mode = state
+            .catalogue
+            .verification(&info, r.job_index)
+            .await
+            .map_err(|e| GatewayError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string()))?;
+        let outcome = state.fanout.run_as(&info, &request, mode).await;
         let _ = answer(state, r.call_id, &offer, &HeaderMap::new(), outcome, r.authorization.from);
         finished += 1;
     }

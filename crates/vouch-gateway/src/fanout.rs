@@ -1,17 +1,32 @@
 //! [`FanOut`]: sends a paid request to every operator of the service at once, verifies each signed reply against
 //! the operator's registered BLS key, groups replies by result, and returns as soon as one group reaches the
 //! service's quorum — with the aggregate certificate. Replies that disagree with the quorum are kept as evidence.
+//!
+//! That is the orchestration of [`Verification::Exact`] jobs ([`FanOut::run`]); [`FanOut::run_as`] picks the one of
+//! the job's mode: [`crate::rounds`] orchestrates tolerant jobs (commit, then endorse a candidate) and checked jobs
+//! (one executor, the others check). Every mode ends in the same [`FanOutOutcome`] and the same certificate.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use alloy_primitives::{Address, Bytes, U256, keccak256};
 use futures_util::{StreamExt, stream::FuturesUnordered};
+use serde::{Serialize, de::DeserializeOwned};
 use vouch_contracts::view::{ChainView, ServiceInfo};
 use vouch_crypto::{Signature, aggregate_signatures, fast_aggregate_verify};
 use vouch_primitives::{
     CERTIFICATE_VERSION, Certificate, ResultRef, result_digest,
-    wire::{ErrorBody, JobRequest, SignedResult},
+    wire::{ErrorBody, JobRequest, SignedResult, Verification},
 };
+
+use crate::rounds::CommitmentSuspect;
+
+/// How long an operator whose endpoint failed (unknown, or refusing connections) is taken for down: a checked job
+/// does not pick it as executor before the others meanwhile.
+const DOWN_FOR: Duration = Duration::from_secs(30);
 
 /// One operator's verified reply.
 #[derive(Debug, Clone)]
@@ -22,17 +37,41 @@ pub struct Reply {
     pub signed: SignedResult,
 }
 
-/// Replies that arrive after the quorum: the dissenting ones, once every operator has answered or timed out.
+/// Evidence found after the answer, from the replies still on the way when the quorum formed.
+#[derive(Debug, Default)]
+pub struct Late {
+    /// Verified late replies that signed another result than the certificate's.
+    pub dissent: Vec<Reply>,
+    /// Late commitments of a tolerant job that contradict the certified output.
+    pub suspects: Vec<CommitmentSuspect>,
+}
+
+/// Replies that arrive after the quorum, once every operator has answered or timed out.
 #[derive(Debug)]
-pub struct LateReplies(Option<tokio::task::JoinHandle<Vec<Reply>>>);
+pub struct LateReplies(Option<tokio::task::JoinHandle<Late>>);
 
 impl LateReplies {
-    /// The verified late replies that signed another result than the certificate's.
-    pub async fn dissent(self) -> Vec<Reply> {
+    /// Nothing is on the way.
+    pub(crate) fn none() -> Self {
+        Self(None)
+    }
+
+    /// Evidence that `task` finds.
+    pub(crate) fn spawn(task: impl Future<Output = Late> + Send + 'static) -> Self {
+        Self(Some(tokio::spawn(task)))
+    }
+
+    /// The evidence in the late replies (waits until every operator has answered or timed out).
+    pub async fn wait(self) -> Late {
         match self.0 {
             Some(task) => task.await.unwrap_or_default(),
-            None => Vec::new(),
+            None => Late::default(),
         }
+    }
+
+    /// The verified late replies that signed another result than the certificate's.
+    pub async fn dissent(self) -> Vec<Reply> {
+        self.wait().await.dissent
     }
 }
 
@@ -49,6 +88,9 @@ pub enum FanOutOutcome {
         signers: Vec<Address>,
         /// Verified replies with another result: evidence for a deviation report once the certificate settles.
         dissent: Vec<Reply>,
+        /// Commitments of a tolerant job that contradict the certified output: evidence for a commitment-deviation
+        /// report.
+        suspects: Vec<CommitmentSuspect>,
         /// Replies still on the way when the quorum formed.
         late: LateReplies,
     },
@@ -61,11 +103,49 @@ pub enum FanOutOutcome {
     },
 }
 
+/// Why an operator's answer cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    /// Its endpoint is unknown (not announced, or the chain cannot be read).
+    #[error("{0}")]
+    NoEndpoint(String),
+    /// The request did not reach it, or its answer did not come back in time.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// It answered an error.
+    #[error("{status}: {message}{}", if code.is_empty() { String::new() } else { format!(" ({code})") })]
+    Refused {
+        /// The HTTP status.
+        status: reqwest::StatusCode,
+        /// The node API's error code (`disagree`, `conflict`, `wrong_verification`, …; empty if the body was not
+        /// the node API's JSON error).
+        code: String,
+        /// Its message (or the body).
+        message: String,
+    },
+    /// Its answer is not what the node API specifies.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl NodeError {
+    /// The node API error code, for a refusal.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
 /// Fans requests out to operators.
 #[derive(Debug, Clone)]
 pub struct FanOut {
     client: reqwest::Client,
     chain: ChainView,
+    timeout: Duration,
+    /// Operators whose endpoint failed, until when they are taken for down.
+    down: Arc<Mutex<HashMap<Address, Instant>>>,
 }
 
 impl FanOut {
@@ -77,32 +157,92 @@ impl FanOut {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_default();
-        Self { client, chain }
+        Self { client, chain, timeout, down: Arc::default() }
     }
 
-    async fn ask(&self, operator: Address, req: &JobRequest) -> Result<SignedResult, String> {
-        let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| e.to_string())?;
-        let url = format!("{}/v1/jobs", endpoint.trim_end_matches('/'));
-        let r = match self.client.post(&url).json(req).send().await {
+    /// How long each operator has to answer one request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The chain reads (and the binding of the digests operators sign).
+    pub(crate) fn chain(&self) -> &ChainView {
+        &self.chain
+    }
+
+    /// Whether `operator`'s endpoint failed within the last [`DOWN_FOR`].
+    pub(crate) fn is_down(&self, operator: Address) -> bool {
+        let down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        down.get(&operator).is_some_and(|until| *until > Instant::now())
+    }
+
+    fn mark_down(&self, operator: Address) {
+        self.down.lock().unwrap_or_else(PoisonError::into_inner).insert(operator, Instant::now() + DOWN_FOR);
+    }
+
+    fn mark_up(&self, operator: Address) {
+        let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        if !down.is_empty() {
+            down.remove(&operator);
+        }
+    }
+
+    /// `POST {operator's endpoint}{path}` with `body`; the answer parsed as `T`. `deadline` shortens the operator's
+    /// timeout when it is nearer.
+    pub(crate) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        operator: Address,
+        path: &str,
+        body: &B,
+        deadline: Option<Instant>,
+    ) -> Result<T, NodeError> {
+        let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| {
+            self.mark_down(operator);
+            NodeError::NoEndpoint(e.to_string())
+        })?;
+        let url = format!("{}{path}", endpoint.trim_end_matches('/'));
+        let mut request = self.client.post(&url).json(body);
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(NodeError::Unreachable("the request's deadline passed".into()));
+            }
+            if left < self.timeout {
+                request = request.timeout(left);
+            }
+        }
+        let r = match request.send().await {
             Ok(r) => r,
             Err(e) => {
                 self.chain.forget_endpoint(operator);
-                return Err(format!("unreachable: {e}"));
+                if e.is_connect() {
+                    self.mark_down(operator);
+                }
+                return Err(NodeError::Unreachable(e.to_string()));
             }
         };
+        self.mark_up(operator);
         let status = r.status();
-        let body = r.bytes().await.map_err(|e| format!("unreadable answer: {e}"))?;
+        let body = r.bytes().await.map_err(|e| NodeError::Malformed(format!("unreadable answer: {e}")))?;
         if !status.is_success() {
-            let detail = serde_json::from_slice::<ErrorBody>(&body)
-                .map(|b| format!("{} ({})", b.error.message, b.error.code))
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(format!("{status}: {detail}"));
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(b) => NodeError::Refused { status, code: b.error.code, message: b.error.message },
+                Err(_) => NodeError::Refused {
+                    status,
+                    code: String::new(),
+                    message: String::from_utf8_lossy(&body).into_owned(),
+                },
+            });
         }
-        serde_json::from_slice(&body).map_err(|e| format!("malformed answer: {e}"))
+        serde_json::from_slice(&body).map_err(|e| NodeError::Malformed(format!("malformed answer: {e}")))
+    }
+
+    async fn ask(&self, operator: Address, req: &JobRequest) -> Result<SignedResult, String> {
+        self.post(operator, "/v1/jobs", req, None).await.map_err(|e| e.to_string())
     }
 
     /// Checks `signed` is `slot`'s valid signature over a result of exactly `req`, with an output that hashes to it.
-    fn check(
+    pub(crate) fn check(
         &self,
         service: &ServiceInfo,
         slot: usize,
@@ -115,7 +255,7 @@ impl FanOut {
     }
 
     /// Everything [`Self::check`] does except the pairing: the cheap checks, and the signature parsed.
-    fn precheck(
+    pub(crate) fn precheck(
         &self,
         service: &ServiceInfo,
         slot: usize,
@@ -140,7 +280,7 @@ impl FanOut {
     }
 
     /// The pairing check of one reply's signature against its operator's registered key.
-    fn verify_one(
+    pub(crate) fn verify_one(
         &self,
         service: &ServiceInfo,
         slot: usize,
@@ -154,13 +294,55 @@ impl FanOut {
     }
 
     /// Whether the group's aggregate signature verifies against the aggregate of its signers' keys.
-    fn group_verifies(&self, service: &ServiceInfo, group: &[&(Reply, Signature)]) -> bool {
+    pub(crate) fn group_verifies(&self, service: &ServiceInfo, group: &[&(Reply, Signature)]) -> bool {
         let Some(first) = group.first() else { return false };
         let keys: Option<Vec<_>> = group.iter().map(|(r, _)| service.keys.get(r.slot).copied().flatten()).collect();
         let Some(keys) = keys else { return false };
         let signatures: Vec<Signature> = group.iter().map(|(_, s)| *s).collect();
         let Ok(aggregate) = aggregate_signatures(&signatures) else { return false };
         fast_aggregate_verify(&keys, &result_digest(&self.chain.binding(), &first.0.signed.result), &aggregate).is_ok()
+    }
+
+    /// The certificate of `group` — verified replies over one result whose signers reach the quorum — and its
+    /// signers in slot order. `None` only if a signature does not aggregate.
+    pub(crate) fn certify(
+        &self,
+        service: &ServiceInfo,
+        group: &[&(Reply, Signature)],
+    ) -> Option<(Certificate, Vec<Address>)> {
+        let mut sorted = group.to_vec();
+        sorted.sort_by_key(|(r, _)| r.slot);
+        let signatures: Vec<Signature> = sorted.iter().map(|(_, s)| *s).collect();
+        let aggregate = aggregate_signatures(&signatures).ok()?;
+        let result: ResultRef = sorted.first()?.0.signed.result;
+        let binding = self.chain.binding();
+        let bitmap = sorted.iter().fold(U256::ZERO, |b, (r, _)| b | (U256::from(1) << r.slot));
+        let stake = sorted.iter().map(|(r, _)| service.stakes.get(r.slot).copied().unwrap_or_default()).sum();
+        let certificate = Certificate {
+            version: CERTIFICATE_VERSION,
+            chain_id: binding.chain_id,
+            protocol: binding.contract,
+            service_id: result.service_id.0,
+            call_id: result.call_id.0,
+            inputs_hash: result.inputs_hash,
+            result_hash: result.result_hash,
+            signer_bitmap: bitmap,
+            signature: Bytes::from(aggregate.to_eip2537().to_vec()),
+            batch: None,
+            key_set: None,
+            stake_at_risk: Some(stake),
+        };
+        Some((certificate, sorted.iter().map(|(r, _)| r.signed.operator).collect()))
+    }
+
+    /// Orchestrates `req` as its job's verification `mode` asks: [`Self::run`] for exact jobs,
+    /// [`Self::run_tolerant`] and [`Self::run_checked`] ([`crate::rounds`]) for the others.
+    pub async fn run_as(&self, service: &ServiceInfo, req: &JobRequest, mode: Verification) -> FanOutOutcome {
+        match mode {
+            Verification::Exact => self.run(service, req).await,
+            Verification::Tolerant => self.run_tolerant(service, req).await,
+            Verification::Checked => self.run_checked(service, req).await,
+        }
     }
 
     /// Sends `req` to every operator of `service`; returns at the first quorum or when all have answered.
@@ -212,29 +394,8 @@ impl FanOut {
             }
             let group: Vec<&(Reply, Signature)> =
                 replies.iter().filter(|(r, _)| r.signed.result.result_hash == result_hash).collect();
-            let mut sorted = group.clone();
-            sorted.sort_by_key(|(r, _)| r.slot);
-            let signatures: Vec<Signature> = sorted.iter().map(|(_, s)| *s).collect();
-            let Ok(aggregate) = aggregate_signatures(&signatures) else { continue };
-            let result: ResultRef = sorted[0].0.signed.result;
-            let binding = self.chain.binding();
-            let stake = sorted.iter().map(|(r, _)| service.stakes.get(r.slot).copied().unwrap_or_default()).sum();
-            let certificate = Certificate {
-                version: CERTIFICATE_VERSION,
-                chain_id: binding.chain_id,
-                protocol: binding.contract,
-                service_id: result.service_id.0,
-                call_id: result.call_id.0,
-                inputs_hash: result.inputs_hash,
-                result_hash: result.result_hash,
-                signer_bitmap: bitmap,
-                signature: Bytes::from(aggregate.to_eip2537().to_vec()),
-                batch: None,
-                key_set: None,
-                stake_at_risk: Some(stake),
-            };
-            let output = sorted[0].0.signed.output.clone().unwrap_or_default();
-            let signers = sorted.iter().map(|(r, _)| r.signed.operator).collect();
+            let Some((certificate, signers)) = self.certify(service, &group) else { continue };
+            let output = group.iter().find_map(|(r, _)| r.signed.output.clone()).unwrap_or_default();
             let dissent = replies
                 .iter()
                 .filter(|(r, _)| r.signed.result.result_hash != result_hash)
@@ -244,10 +405,10 @@ impl FanOut {
             // The answer does not wait for the others; their replies are still checked, and any that signed
             // another result is evidence too.
             let late = if pending.is_empty() {
-                None
+                LateReplies::none()
             } else {
                 let (this, service, req) = (self.clone(), service.clone(), req.clone());
-                Some(tokio::spawn(async move {
+                LateReplies::spawn(async move {
                     let mut late = Vec::new();
                     while let Some((slot, _, answer)) = pending.next().await {
                         if let Ok(signed) = answer
@@ -257,15 +418,16 @@ impl FanOut {
                             late.push(Reply { slot, signed });
                         }
                     }
-                    late
-                }))
+                    Late { dissent: late, suspects: Vec::new() }
+                })
             };
             return FanOutOutcome::Quorum {
                 output,
                 certificate: Box::new(certificate),
                 signers,
                 dissent,
-                late: LateReplies(late),
+                suspects: Vec::new(),
+                late,
             };
         }
         FanOutOutcome::NoQuorum { replies: replies.into_iter().map(|(r, _)| r).collect(), errors }

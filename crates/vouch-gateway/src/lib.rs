@@ -4,6 +4,8 @@
 //!   `PAYMENT-RESPONSE`, the requirements a job's price gives, and the facilitator endpoints.
 //! - [`api`]: `GET /v1/services` ([`catalogue`]) and `POST /v1/services/{id}/jobs/{job}`: 402, verify, record
 //!   ([`store`]) before anything else, fan out ([`fanout`]) to the operators, answer with the certificate at quorum.
+//!   Jobs declared tolerant or checked in their blueprint's metadata are orchestrated in rounds ([`rounds`]:
+//!   commit then endorse, or execute then check); the certificate is the same.
 //! - [`settlement`]: paid, answered calls go on chain in batches (`VouchProtocol.settlePaidBatch`): payment and
 //!   certificate in one transaction.
 //! - [`reporter`]: an operator's signature on a result other than the certified one is kept as evidence and, once
@@ -19,6 +21,7 @@ pub mod fanout;
 mod gateway;
 pub mod openai;
 pub mod reporter;
+pub mod rounds;
 mod settle;
 pub mod settlement;
 pub mod store;

@@ -14,6 +14,13 @@
 //! 3. **execute** it once the blueprint's dispute window has passed (chain time ≥ `executableAt`):
 //!    `executeDeviation(proposalId)`, unless the blueprint's arbiter vetoed it first.
 //!
+//! Commitment evidence ([`crate::store::CommitmentEvidence`]: a tolerant job's operator committed to an output that
+//! the certificate contradicts, `crate::rounds`) follows the same steps, proposed with
+//! `proposeCommitmentDeviation(callId, operator, slot, SignedCommitment, output)` — the committed bytes published so
+//! that anyone can re-check the tolerance during the dispute window — and executed the same way (one deviation
+//! proposal per operator and call, whatever its kind). The slasher accepts it only for a blueprint with an arbiter
+//! and a dispute window (`CommitmentNotDisputable` otherwise, which marks it `failed`).
+//!
 //! Every step is idempotent: the slasher's state is read first, and the reverts that mean "done already"
 //! (`AlreadyReported`, `ProposalNotPending` on an executed proposal) count as success. A failure the chain will
 //! always give (the evidence does not verify, the call was never settled, the arbiter vetoed) marks the evidence
@@ -39,13 +46,16 @@ use vouch_contracts::{
     AddressBook, Contract, ContractError, VouchSlasher, decode_revert_for,
     vouch_protocol::VouchProtocol::{PaidBatchSettled, PaidCallSettled, PaidCallSkipped, settlePaidBatchCall},
     vouch_slasher::VouchSlasher::{
-        DeviationProposed, DeviationSlashed, PaidCallProof, SignedResult, VouchSlasherErrors,
+        CommitmentDeviationProposed, DeviationProposed, DeviationSlashed, PaidCallProof,
+        SignedCommitment as SlasherCommitment, SignedResult, VouchSlasherErrors,
     },
 };
 use vouch_crypto::Signature;
 use vouch_primitives::{CallId, PaidRecord, ServiceId, batch_root, merkle::proof_for, paid_call_id, paid_record_leaf};
 
-use crate::store::{Evidence, EvidenceStatus, RequestStatus, RequestStore, SettlementRecord, StoreError};
+use crate::store::{
+    CommitmentEvidence, Evidence, EvidenceStatus, RequestStatus, RequestStore, SettlementRecord, StoreError,
+};
 
 /// `IVouchProtocol.CallStatus.None`.
 const CALL_NONE: u8 = 0;
@@ -116,6 +126,74 @@ fn transient(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StepErr
     StepError::Transient(format!("{what}: {e}"))
 }
 
+/// A piece of evidence of either kind, as the reporter follows it.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// An operator's signature on another result than the certified one (`proposeDeviation`).
+    Result(Evidence),
+    /// A tolerant job's commitment to an output the certificate contradicts (`proposeCommitmentDeviation`).
+    Commitment(CommitmentEvidence),
+}
+
+impl Piece {
+    fn call_id(&self) -> CallId {
+        match self {
+            Self::Result(e) => e.call_id,
+            Self::Commitment(e) => e.call_id,
+        }
+    }
+
+    fn operator(&self) -> Address {
+        match self {
+            Self::Result(e) => e.operator,
+            Self::Commitment(e) => e.operator,
+        }
+    }
+
+    fn service_id(&self) -> ServiceId {
+        match self {
+            Self::Result(e) => e.service_id,
+            Self::Commitment(e) => e.service_id,
+        }
+    }
+
+    fn status(&self) -> EvidenceStatus {
+        match self {
+            Self::Result(e) => e.status,
+            Self::Commitment(e) => e.status,
+        }
+    }
+
+    fn executable_at(&self) -> Option<u64> {
+        match self {
+            Self::Result(e) => e.executable_at,
+            Self::Commitment(e) => e.executable_at,
+        }
+    }
+
+    fn inputs_hash(&self) -> B256 {
+        match self {
+            Self::Result(e) => e.inputs_hash,
+            Self::Commitment(e) => e.inputs_hash,
+        }
+    }
+
+    /// The result hash signed, or the output hash committed to.
+    fn signed_hash(&self) -> B256 {
+        match self {
+            Self::Result(e) => e.result_hash,
+            Self::Commitment(e) => e.output_hash,
+        }
+    }
+
+    fn key(&self) -> BackoffKey {
+        (self.call_id(), self.operator(), matches!(self, Self::Commitment(_)))
+    }
+}
+
+/// Backoff per piece of evidence: call, operator, whether it is a commitment.
+type BackoffKey = (CallId, Address, bool);
+
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
     until: Instant,
@@ -130,7 +208,7 @@ pub struct Reporter {
     book: AddressBook,
     store: RequestStore,
     config: ReporterConfig,
-    backoff: Mutex<HashMap<(CallId, Address), Backoff>>,
+    backoff: Mutex<HashMap<BackoffKey, Backoff>>,
 }
 
 impl Reporter {
@@ -165,8 +243,13 @@ impl Reporter {
 
     /// One round over the pending and proposed evidence; returns how many pieces moved on.
     pub async fn report_once(&self) -> Result<usize, ReportError> {
-        let mut due = self.store.evidence_with_status(EvidenceStatus::Pending, ROUND_LIMIT)?;
-        due.extend(self.store.evidence_with_status(EvidenceStatus::Proposed, ROUND_LIMIT)?);
+        let mut due: Vec<Piece> = Vec::new();
+        for status in [EvidenceStatus::Pending, EvidenceStatus::Proposed] {
+            due.extend(self.store.evidence_with_status(status, ROUND_LIMIT)?.into_iter().map(Piece::Result));
+            due.extend(
+                self.store.commitment_evidence_with_status(status, ROUND_LIMIT)?.into_iter().map(Piece::Commitment),
+            );
+        }
         due.retain(|e| !self.backing_off(e));
         if due.is_empty() {
             return Ok(0);
@@ -174,14 +257,15 @@ impl Reporter {
         let now = vouch_contracts::chain_now(&self.read).await.map_err(|e| ReportError::Chain(e.to_string()))?;
         let mut moved = 0;
         for e in due {
-            if e.status == EvidenceStatus::Proposed && e.executable_at.is_some_and(|at| now < at) {
+            if e.status() == EvidenceStatus::Proposed && e.executable_at().is_some_and(|at| now < at) {
                 continue;
             }
-            let step = match e.status {
+            let step = match e.status() {
                 EvidenceStatus::Pending => self.report(&e).await,
                 _ => self.execute(&e, now).await,
             };
-            let key = (e.call_id, e.operator);
+            let key = e.key();
+            let (call, operator) = (e.call_id(), e.operator());
             match step {
                 Ok(Step::Moved) => {
                     moved += 1;
@@ -190,31 +274,35 @@ impl Reporter {
                 Ok(Step::Waiting) => {}
                 Err(StepError::Transient(why)) => {
                     let retry = self.back_off(key);
-                    tracing::warn!(call = %e.call_id, operator = %e.operator, error = %why, ?retry, "deviation report step failed; will retry");
-                    self.store.note_evidence_error(e.call_id, e.operator, &why)?;
+                    tracing::warn!(%call, %operator, error = %why, ?retry, "deviation report step failed; will retry");
+                    match &e {
+                        Piece::Result(_) => self.store.note_evidence_error(call, operator, &why)?,
+                        Piece::Commitment(_) => self.store.note_commitment_evidence_error(call, operator, &why)?,
+                    }
                 }
                 Err(StepError::Final(why)) => {
                     lock(&self.backoff).remove(&key);
-                    tracing::warn!(call = %e.call_id, operator = %e.operator, reason = %why, "deviation cannot be reported");
-                    self.store.update_evidence(
-                        e.call_id,
-                        e.operator,
-                        EvidenceStatus::Failed,
-                        None,
-                        None,
-                        Some(&why),
-                    )?;
+                    tracing::warn!(%call, %operator, reason = %why, "deviation cannot be reported");
+                    let failed = EvidenceStatus::Failed;
+                    match &e {
+                        Piece::Result(_) => {
+                            self.store.update_evidence(call, operator, failed, None, None, Some(&why))?
+                        }
+                        Piece::Commitment(_) => {
+                            self.store.update_commitment_evidence(call, operator, failed, None, None, Some(&why))?;
+                        }
+                    }
                 }
             }
         }
         Ok(moved)
     }
 
-    fn backing_off(&self, e: &Evidence) -> bool {
-        lock(&self.backoff).get(&(e.call_id, e.operator)).is_some_and(|b| b.until > Instant::now())
+    fn backing_off(&self, e: &Piece) -> bool {
+        lock(&self.backoff).get(&e.key()).is_some_and(|b| b.until > Instant::now())
     }
 
-    fn back_off(&self, key: (CallId, Address)) -> Duration {
+    fn back_off(&self, key: BackoffKey) -> Duration {
         let mut map = lock(&self.backoff);
         let b = map.entry(key).or_insert(Backoff { until: Instant::now(), next: self.config.min_backoff });
         let wait = b.next;
@@ -228,8 +316,9 @@ impl Reporter {
     }
 
     /// Pending evidence: once the call is settled, prove it (if needed) and propose the deviation.
-    async fn report(&self, e: &Evidence) -> Result<Step, StepError> {
-        let request = self.store.get(e.call_id).map_err(|err| transient("request store", err))?;
+    async fn report(&self, e: &Piece) -> Result<Step, StepError> {
+        let (call_id, operator) = (e.call_id(), e.operator());
+        let request = self.store.get(call_id).map_err(|err| transient("request store", err))?;
         let Some(request) = request else {
             return Err(StepError::Final("no request recorded for this call".into()));
         };
@@ -242,11 +331,10 @@ impl Reporter {
                 ));
             }
         }
-        let Some(settlement) = self.store.settlement_of(e.call_id).map_err(|err| transient("request store", err))?
-        else {
+        let Some(settlement) = self.store.settlement_of(call_id).map_err(|err| transient("request store", err))? else {
             return Ok(Step::Waiting);
         };
-        let proposal_id = proposal_id(e.operator, e.call_id);
+        let proposal_id = proposal_id(operator, call_id);
         // Proposed already (by us before a crash, or by anyone): follow the proposal.
         if let Some(step) = self.sync_proposal(e, proposal_id).await? {
             return Ok(step);
@@ -254,25 +342,19 @@ impl Reporter {
 
         // 1. The slasher must know the call.
         let slasher = self.slasher(&self.read);
-        let mut call = slasher
-            .getCall(e.call_id.0)
-            .call()
-            .await
-            .map_err(|err| transient(format!("getCall({})", e.call_id), err))?;
+        let mut call =
+            slasher.getCall(call_id.0).call().await.map_err(|err| transient(format!("getCall({call_id})"), err))?;
         if call.status == CALL_NONE {
-            let (batch_id, proof) = self.paid_call_proof(e.call_id, e.service_id, settlement).await?;
+            let (batch_id, proof) = self.paid_call_proof(call_id, e.service_id(), settlement).await?;
             let wallet = self.slasher(&self.wallet);
             match self.transact("provePaidCall", wallet.provePaidCall(batch_id, proof).send()).await? {
                 Ok(receipt) => {
-                    tracing::info!(call = %e.call_id, batch = %batch_id, tx = %receipt.transaction_hash, "paid call proven to the slasher");
+                    tracing::info!(call = %call_id, batch = %batch_id, tx = %receipt.transaction_hash, "paid call proven to the slasher");
                 }
                 Err(revert) => return Err(StepError::Final(format!("provePaidCall reverted: {revert}"))),
             }
-            call = slasher
-                .getCall(e.call_id.0)
-                .call()
-                .await
-                .map_err(|err| transient(format!("getCall({})", e.call_id), err))?;
+            call =
+                slasher.getCall(call_id.0).call().await.map_err(|err| transient(format!("getCall({call_id})"), err))?;
         }
         if call.status != CALL_SETTLED {
             return Err(StepError::Final(format!(
@@ -280,57 +362,79 @@ impl Reporter {
                 call.status
             )));
         }
-        if call.inputsHash != e.inputs_hash {
+        if call.inputsHash != e.inputs_hash() {
             return Err(StepError::Final(format!(
                 "the operator signed inputs {} but the call's are {}",
-                e.inputs_hash, call.inputsHash
+                e.inputs_hash(),
+                call.inputsHash
             )));
         }
-        if call.resultHash == e.result_hash {
+        if call.resultHash == e.signed_hash() {
             return Err(StepError::Final("the operator signed the settled result: no deviation".into()));
         }
 
-        // 2. Propose, with the operator's own signature.
-        let signature = Signature::from_compressed(&e.signature)
-            .map_err(|err| StepError::Final(format!("the kept signature does not decode: {err}")))?;
-        let signed = SignedResult {
-            inputsHash: e.inputs_hash,
-            resultHash: e.result_hash,
-            signature: Bytes::from(signature.to_eip2537().to_vec()),
-            batchRoot: B256::ZERO,
-            batchCount: 0,
-            proof: Vec::new(),
+        // 2. Propose, with the operator's own signature (and, for a commitment, the committed bytes).
+        let (what, sent) = match e {
+            Piece::Result(e) => {
+                let signed = SignedResult {
+                    inputsHash: e.inputs_hash,
+                    resultHash: e.result_hash,
+                    signature: eip2537(&e.signature)?,
+                    batchRoot: B256::ZERO,
+                    batchCount: 0,
+                    proof: Vec::new(),
+                };
+                let wallet = self.slasher(&self.wallet);
+                let propose = wallet.proposeDeviation(call_id.0, operator, U256::from(e.slot), signed);
+                ("proposeDeviation", self.transact("proposeDeviation", propose.send()).await?)
+            }
+            Piece::Commitment(e) => {
+                let signed = SlasherCommitment {
+                    inputsHash: e.inputs_hash,
+                    outputHash: e.output_hash,
+                    signature: eip2537(&e.signature)?,
+                };
+                let wallet = self.slasher(&self.wallet);
+                let propose = wallet.proposeCommitmentDeviation(
+                    call_id.0,
+                    operator,
+                    U256::from(e.slot),
+                    signed,
+                    e.output.clone(),
+                );
+                ("proposeCommitmentDeviation", self.transact("proposeCommitmentDeviation", propose.send()).await?)
+            }
         };
-        let wallet = self.slasher(&self.wallet);
-        let propose = wallet.proposeDeviation(e.call_id.0, e.operator, U256::from(e.slot), signed);
-        match self.transact("proposeDeviation", propose.send()).await? {
+        match sent {
             Ok(receipt) => {
-                let executable_at = receipt
-                    .inner
-                    .logs()
-                    .iter()
-                    .filter(|l| l.address() == self.book.contracts.slasher)
-                    .find_map(|l| l.log_decode::<DeviationProposed>().ok())
-                    .map(|l| l.inner.data.executableAt);
+                let executable_at =
+                    receipt.inner.logs().iter().filter(|l| l.address() == self.book.contracts.slasher).find_map(|l| {
+                        l.log_decode::<DeviationProposed>()
+                            .map(|l| l.inner.data.executableAt)
+                            .or_else(|_| {
+                                l.log_decode::<CommitmentDeviationProposed>().map(|l| l.inner.data.executableAt)
+                            })
+                            .ok()
+                    });
                 let executable_at = match executable_at {
                     Some(at) => at,
                     None => self.read_proposal(proposal_id).await?.executableAt,
                 };
-                tracing::info!(call = %e.call_id, operator = %e.operator, tx = %receipt.transaction_hash, executable_at, "deviation proposed");
+                tracing::info!(call = %call_id, %operator, tx = %receipt.transaction_hash, executable_at, "{what}: proposed");
                 self.mark(e, EvidenceStatus::Proposed, Some(receipt.transaction_hash), Some(executable_at))?;
                 Ok(Step::Moved)
             }
             Err(ContractError::Slasher(VouchSlasherErrors::AlreadyReported(_))) => {
                 Ok(self.sync_proposal(e, proposal_id).await?.unwrap_or(Step::Waiting))
             }
-            Err(revert) => Err(StepError::Final(format!("proposeDeviation reverted: {revert}"))),
+            Err(revert) => Err(StepError::Final(format!("{what} reverted: {revert}"))),
         }
     }
 
     /// Proposed evidence: execute once the window has passed (`now` is the chain's time).
-    async fn execute(&self, e: &Evidence, now: u64) -> Result<Step, StepError> {
-        let proposal_id = proposal_id(e.operator, e.call_id);
-        let executable_at = match e.executable_at {
+    async fn execute(&self, e: &Piece, now: u64) -> Result<Step, StepError> {
+        let proposal_id = proposal_id(e.operator(), e.call_id());
+        let executable_at = match e.executable_at() {
             Some(at) => at,
             None => {
                 let p = self.read_proposal(proposal_id).await?;
@@ -352,7 +456,7 @@ impl Reporter {
                     .find_map(|l| l.log_decode::<DeviationSlashed>().ok())
                     .map(|l| l.inner.data.slashed)
                     .unwrap_or_default();
-                tracing::info!(call = %e.call_id, operator = %e.operator, tx = %receipt.transaction_hash, %slashed, "deviation executed: operator slashed");
+                tracing::info!(call = %e.call_id(), operator = %e.operator(), tx = %receipt.transaction_hash, %slashed, "deviation executed: operator slashed");
                 self.mark(e, EvidenceStatus::Executed, Some(receipt.transaction_hash), None)?;
                 Ok(Step::Moved)
             }
@@ -368,11 +472,11 @@ impl Reporter {
     }
 
     /// Brings the evidence in line with proposal `proposal_id` on chain: `None` if there is no proposal.
-    async fn sync_proposal(&self, e: &Evidence, proposal_id: U256) -> Result<Option<Step>, StepError> {
+    async fn sync_proposal(&self, e: &Piece, proposal_id: U256) -> Result<Option<Step>, StepError> {
         let p = self.read_proposal(proposal_id).await?;
         match p.status {
             PROPOSAL_NONE => Ok(None),
-            PROPOSAL_PENDING if e.status == EvidenceStatus::Proposed => Ok(Some(Step::Waiting)),
+            PROPOSAL_PENDING if e.status() == EvidenceStatus::Proposed => Ok(Some(Step::Waiting)),
             PROPOSAL_PENDING => {
                 self.mark(e, EvidenceStatus::Proposed, None, Some(p.executableAt))?;
                 Ok(Some(Step::Moved))
@@ -396,14 +500,19 @@ impl Reporter {
 
     fn mark(
         &self,
-        e: &Evidence,
+        e: &Piece,
         status: EvidenceStatus,
         tx: Option<B256>,
         executable_at: Option<u64>,
     ) -> Result<(), StepError> {
-        self.store
-            .update_evidence(e.call_id, e.operator, status, tx, executable_at, None)
-            .map_err(|err| transient("request store", err))
+        let (call, operator) = (e.call_id(), e.operator());
+        match e {
+            Piece::Result(_) => self.store.update_evidence(call, operator, status, tx, executable_at, None),
+            Piece::Commitment(_) => {
+                self.store.update_commitment_evidence(call, operator, status, tx, executable_at, None)
+            }
+        }
+        .map_err(|err| transient("request store", err))
     }
 
     /// Sends a transaction: its receipt, or the contract's revert (decoded). Anything else is transient.
@@ -551,6 +660,13 @@ impl Reporter {
             .and_then(|l| l.transaction_hash)
             .ok_or_else(|| StepError::Transient(format!("no PaidCallSettled log for call {call}")))
     }
+}
+
+/// A kept 96-byte compressed signature in the contract's 256-byte EIP-2537 form.
+fn eip2537(signature: &[u8]) -> Result<Bytes, StepError> {
+    let signature = Signature::from_compressed(signature)
+        .map_err(|err| StepError::Final(format!("the kept signature does not decode: {err}")))?;
+    Ok(Bytes::from(signature.to_eip2537().to_vec()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

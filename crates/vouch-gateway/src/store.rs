@@ -2,6 +2,10 @@
 //! does anything else with it, and moved through `received → answered → settled` (or `failed` / `unpayable`,
 //! never charged). A gateway killed at any point finds its requests here on restart: received ones are fanned out
 //! again (the operators' guards return the signatures they already gave), answered ones are settled.
+//!
+//! It also keeps the evidence against operators, for the reporter ([`crate::reporter`]): signatures on a result other
+//! than the certified one ([`Evidence`], table `evidence`) and, for tolerant jobs, signed commitments to an output the
+//! certificate contradicts ([`CommitmentEvidence`], table `commitment_evidence`).
 
 use std::{
     path::{Path, PathBuf},
@@ -13,7 +17,7 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 use rusqlite::{Connection, OptionalExtension, params};
 use vouch_primitives::{
     CallId, Certificate, ServiceId,
-    wire::{SignedResult, TransferAuthorization},
+    wire::{SignedCommitment, SignedResult, TransferAuthorization},
 };
 
 /// Where a request stands.
@@ -176,6 +180,26 @@ CREATE TABLE IF NOT EXISTS evidence (
     PRIMARY KEY (call_id, operator)
 );
 CREATE INDEX IF NOT EXISTS evidence_status ON evidence(status, created_at);
+CREATE TABLE IF NOT EXISTS commitment_evidence (
+    call_id BLOB NOT NULL,
+    operator BLOB NOT NULL,
+    slot INTEGER NOT NULL,
+    service_id INTEGER NOT NULL,
+    inputs_hash BLOB NOT NULL,
+    output_hash BLOB NOT NULL,
+    output BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    certified_hash BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    tx BLOB,
+    executable_at INTEGER,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (call_id, operator)
+);
+CREATE INDEX IF NOT EXISTS commitment_evidence_status ON commitment_evidence(status, created_at);
 ";
 
 /// Columns added after the first release of a table: `(table, column, type)`, added by [`RequestStore::open`] when
@@ -678,6 +702,229 @@ impl EvidenceRow {
     }
 }
 
+/// One operator's verified commitment, in a tolerant job, to an output that contradicts the output its call's quorum
+/// certified (`crate::rounds`): the evidence of a commitment deviation
+/// (`VouchSlasher.proposeCommitmentDeviation(callId, operator, slot, SignedCommitment, output)`). The committed
+/// output is kept whole: the proposal publishes it, so that anyone can re-check the tolerance during the dispute
+/// window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitmentEvidence {
+    /// The call.
+    pub call_id: CallId,
+    /// Its service.
+    pub service_id: ServiceId,
+    /// The committing operator.
+    pub operator: Address,
+    /// Its slot in the service.
+    pub slot: usize,
+    /// The inputs hash it committed to.
+    pub inputs_hash: B256,
+    /// `keccak256` of its committed output.
+    pub output_hash: B256,
+    /// The committed output.
+    pub output: Bytes,
+    /// Its 96-byte compressed BLS signature over `commitment_digest` of that commitment.
+    pub signature: Bytes,
+    /// The certified result hash it contradicts.
+    pub certified_hash: B256,
+    /// Why the gateway holds it for a contradiction (which `disagree`, from whom).
+    pub reason: String,
+    /// Where the report stands.
+    pub status: EvidenceStatus,
+    /// The last report transaction.
+    pub tx: Option<B256>,
+    /// When the proposal becomes executable (chain time, unix seconds), once proposed.
+    pub executable_at: Option<u64>,
+    /// The last error.
+    pub error: Option<String>,
+    /// Last change (unix seconds, local clock).
+    pub updated_at: i64,
+}
+
+const COMMITMENT_EVIDENCE_COLUMNS: &str =
+    "SELECT call_id, service_id, operator, slot, inputs_hash, output_hash, output,
+    signature, certified_hash, reason, status, tx, executable_at, error, updated_at FROM commitment_evidence";
+
+impl RequestStore {
+    /// Keeps `signed`, the verified commitment of the operator in `slot` that contradicts the certified result
+    /// `certified` (for `reason`), as evidence against it (status pending). Idempotent: `false` if that operator's
+    /// commitment on that call was kept before.
+    pub fn add_commitment_evidence(
+        &self,
+        slot: usize,
+        signed: &SignedCommitment,
+        certified: B256,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let c = &signed.commitment;
+        let added = self.with("add commitment evidence", |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO commitment_evidence (call_id, operator, slot, service_id, inputs_hash,
+                 output_hash, output, signature, certified_hash, reason, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)",
+                params![
+                    c.call_id.0.to_be_bytes::<32>().to_vec(),
+                    signed.operator.to_vec(),
+                    i64::try_from(slot).unwrap_or(i64::MAX),
+                    c.service_id.0.cast_signed(),
+                    c.inputs_hash.to_vec(),
+                    c.output_hash.to_vec(),
+                    signed.output.to_vec(),
+                    signed.signature.to_vec(),
+                    certified.to_vec(),
+                    reason,
+                    now()
+                ],
+            )
+        })?;
+        Ok(added == 1)
+    }
+
+    /// The commitment evidence kept about `call`, by operator.
+    pub fn commitment_evidence(&self, call: CallId) -> Result<Vec<CommitmentEvidence>, StoreError> {
+        self.commitment_evidence_where(
+            "WHERE call_id = ?1 ORDER BY operator",
+            params![call.0.to_be_bytes::<32>().to_vec()],
+        )
+    }
+
+    /// Commitment evidence with `status`, oldest first, at most `limit`.
+    pub fn commitment_evidence_with_status(
+        &self,
+        status: EvidenceStatus,
+        limit: usize,
+    ) -> Result<Vec<CommitmentEvidence>, StoreError> {
+        self.commitment_evidence_where(
+            "WHERE status = ?1 ORDER BY created_at, rowid LIMIT ?2",
+            params![status.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// Moves the commitment evidence of `operator` on `call` to `status`, as [`Self::update_evidence`] does.
+    pub fn update_commitment_evidence(
+        &self,
+        call: CallId,
+        operator: Address,
+        status: EvidenceStatus,
+        tx: Option<B256>,
+        executable_at: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with("update commitment evidence", |c| {
+            c.execute(
+                "UPDATE commitment_evidence SET status = ?3, tx = COALESCE(?4, tx),
+                 executable_at = COALESCE(?5, executable_at), error = ?6, updated_at = ?7
+                 WHERE call_id = ?1 AND operator = ?2",
+                params![
+                    call.0.to_be_bytes::<32>().to_vec(),
+                    operator.to_vec(),
+                    status.as_str(),
+                    tx.map(|t| t.to_vec()),
+                    executable_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    error,
+                    now()
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Notes a transient failure on the commitment evidence of `operator` on `call` (its status does not change).
+    pub fn note_commitment_evidence_error(
+        &self,
+        call: CallId,
+        operator: Address,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.with("note commitment evidence error", |c| {
+            c.execute(
+                "UPDATE commitment_evidence SET error = ?3, updated_at = ?4 WHERE call_id = ?1 AND operator = ?2",
+                params![call.0.to_be_bytes::<32>().to_vec(), operator.to_vec(), error, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    fn commitment_evidence_where(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<CommitmentEvidence>, StoreError> {
+        let rows = self.with("list commitment evidence", |c| {
+            let mut st = c.prepare(&format!("{COMMITMENT_EVIDENCE_COLUMNS} {filter}"))?;
+            st.query_map(params, CommitmentEvidenceRow::read)?.collect::<Result<Vec<_>, _>>()
+        })?;
+        rows.into_iter().map(|r| r.parse(&self.path)).collect()
+    }
+}
+
+struct CommitmentEvidenceRow {
+    call_id: Vec<u8>,
+    service_id: i64,
+    operator: Vec<u8>,
+    slot: i64,
+    inputs_hash: Vec<u8>,
+    output_hash: Vec<u8>,
+    output: Vec<u8>,
+    signature: Vec<u8>,
+    certified_hash: Vec<u8>,
+    reason: String,
+    status: String,
+    tx: Option<Vec<u8>>,
+    executable_at: Option<i64>,
+    error: Option<String>,
+    updated_at: i64,
+}
+
+impl CommitmentEvidenceRow {
+    fn read(r: &rusqlite::Row<'_>) -> Result<Self, rusqlite::Error> {
+        Ok(Self {
+            call_id: r.get(0)?,
+            service_id: r.get(1)?,
+            operator: r.get(2)?,
+            slot: r.get(3)?,
+            inputs_hash: r.get(4)?,
+            output_hash: r.get(5)?,
+            output: r.get(6)?,
+            signature: r.get(7)?,
+            certified_hash: r.get(8)?,
+            reason: r.get(9)?,
+            status: r.get(10)?,
+            tx: r.get(11)?,
+            executable_at: r.get(12)?,
+            error: r.get(13)?,
+            updated_at: r.get(14)?,
+        })
+    }
+
+    fn parse(self, path: &Path) -> Result<CommitmentEvidence, StoreError> {
+        let call = alloy_primitives::hex::encode_prefixed(&self.call_id);
+        let corrupt = |what: &str| StoreError::Corrupt {
+            path: path.to_owned(),
+            call: call.clone(),
+            what: format!("commitment evidence: {what}"),
+        };
+        let word = |b: &[u8]| <[u8; 32]>::try_from(b).ok();
+        Ok(CommitmentEvidence {
+            call_id: CallId(U256::from_be_bytes(word(&self.call_id).ok_or_else(|| corrupt("call id"))?)),
+            service_id: ServiceId(self.service_id.cast_unsigned()),
+            operator: Address::try_from(self.operator.as_slice()).map_err(|_| corrupt("operator"))?,
+            slot: usize::try_from(self.slot).map_err(|_| corrupt("slot"))?,
+            inputs_hash: B256::from(word(&self.inputs_hash).ok_or_else(|| corrupt("inputs hash"))?),
+            output_hash: B256::from(word(&self.output_hash).ok_or_else(|| corrupt("output hash"))?),
+            output: Bytes::from(self.output),
+            signature: Bytes::from(self.signature),
+            certified_hash: B256::from(word(&self.certified_hash).ok_or_else(|| corrupt("certified hash"))?),
+            reason: self.reason,
+            status: EvidenceStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            tx: self.tx.as_deref().and_then(word).map(B256::from),
+            executable_at: self.executable_at.and_then(|t| u64::try_from(t).ok()),
+            error: self.error,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,6 +1017,60 @@ mod tests {
         let [e] = store.evidence_with_status(EvidenceStatus::Proposed, 10)?.try_into().map_err(|v| format!("{v:?}"))?;
         assert_eq!((e.tx, e.executable_at, e.error), (Some(B256::repeat_byte(1)), Some(99), None));
         assert!(store.evidence_with_status(EvidenceStatus::Pending, 10)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn keeps_commitment_evidence_once_across_reopening() -> Result<(), Box<dyn std::error::Error>> {
+        use vouch_primitives::{CommitmentRef, wire::WIRE_VERSION};
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("gateway.sqlite");
+        let store = RequestStore::open(&path)?;
+        let call = request(1).call_id;
+        store.record(&request(1))?;
+        let output = Bytes::from_static(b"[0.5,1.5]");
+        let signed = SignedCommitment {
+            version: WIRE_VERSION,
+            operator: Address::repeat_byte(0xee),
+            commitment: CommitmentRef {
+                service_id: ServiceId(1),
+                call_id: call,
+                inputs_hash: B256::repeat_byte(3),
+                output_hash: alloy_primitives::keccak256(&output),
+            },
+            output: output.clone(),
+            signature: Bytes::from_static(&[7; 96]),
+        };
+        assert!(store.add_commitment_evidence(1, &signed, B256::repeat_byte(4), "answered disagree")?);
+        assert!(!store.add_commitment_evidence(1, &signed, B256::repeat_byte(5), "again")?, "kept once");
+        assert!(store.evidence(call)?.is_empty(), "not an ordinary deviation");
+        drop(store);
+        let store = RequestStore::open(&path)?;
+        let [e] = store.commitment_evidence(call)?.try_into().map_err(|v| format!("{v:?}"))?;
+        assert_eq!((e.operator, e.slot, e.status), (signed.operator, 1, EvidenceStatus::Pending));
+        assert_eq!(
+            (e.output, e.output_hash, e.inputs_hash),
+            (output, signed.commitment.output_hash, B256::repeat_byte(3))
+        );
+        assert_eq!(
+            (e.certified_hash, e.reason.as_str(), e.signature),
+            (B256::repeat_byte(4), "answered disagree", signed.signature)
+        );
+        store.note_commitment_evidence_error(call, e.operator, "no binding yet")?;
+        store.update_commitment_evidence(
+            call,
+            e.operator,
+            EvidenceStatus::Proposed,
+            Some(B256::repeat_byte(1)),
+            Some(9),
+            None,
+        )?;
+        let [e] = store
+            .commitment_evidence_with_status(EvidenceStatus::Proposed, 10)?
+            .try_into()
+            .map_err(|v| format!("{v:?}"))?;
+        assert_eq!((e.tx, e.executable_at, e.error), (Some(B256::repeat_byte(1)), Some(9), None));
+        assert!(store.commitment_evidence_with_status(EvidenceStatus::Pending, 10)?.is_empty());
         Ok(())
     }
 

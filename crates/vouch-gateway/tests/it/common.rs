@@ -14,6 +14,13 @@ use vouch_testing::{TestNetwork, TestNetworkBuilder, devnet::Funding};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// Logs to the test output when `RUST_LOG` is set (`RUST_LOG=vouch_gateway=debug cargo test … -- --nocapture`).
+pub(crate) fn logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+    }
+}
+
 /// A network of `operators` nodes (quorum `quorum_bps`) and a gateway.
 pub(crate) struct Setup {
     pub net: TestNetwork,

@@ -83,6 +83,7 @@ async fn the_catalogue_lists_services_with_prices_stake_and_verified_metadata() 
         assert_eq!(service["jobs"][i]["name"], job.name.as_str());
         assert_eq!(service["jobs"][i]["price"], job.price.to_string());
         assert_eq!(service["jobs"][i]["deadline"], job.deadline);
+        assert_eq!(service["jobs"][i]["verification"], "exact", "the echo blueprint's jobs are exact");
     }
     Ok(())
 }

@@ -9,4 +9,5 @@ mod kill9;
 mod openai;
 mod refusals;
 mod settlement;
+mod verification;
 mod x402;
