@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use vouch_contracts::{DeployConfig, vouch_protocol::IVouchProtocol::Policy};
 use vouch_primitives::wire::Verification;
 
@@ -107,6 +107,9 @@ pub struct BlueprintConfig {
     pub jobs: Vec<JobConfig>,
     /// Verification, fee and slashing policy.
     pub policy: Policy,
+    /// Who may veto a deviation proposal during the dispute window (zero: nobody; then commitment deviations of
+    /// tolerant jobs cannot be proposed at all, see docs/design/slashing.md).
+    pub arbiter: Address,
 }
 
 impl Default for BlueprintConfig {
@@ -133,6 +136,7 @@ impl Default for BlueprintConfig {
                 disputeWindow: 86_400,
                 jailAfterMisses: 3,
             },
+            arbiter: Address::ZERO,
         }
     }
 }

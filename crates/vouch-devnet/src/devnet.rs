@@ -664,7 +664,7 @@ impl Setup<'_> {
             metadata_hash,
             on_chain_jobs,
             spec.policy.clone(),
-            Address::ZERO,
+            spec.arbiter,
             Address::ZERO,
         );
         transact("developer: VouchProtocol.createBlueprint", Contract::Protocol, create).await?;

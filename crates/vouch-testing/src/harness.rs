@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_primitives::{Bytes, U256, keccak256};
+use alloy_primitives::{Address, Bytes, U256, keccak256};
 use serde::{Serialize, de::DeserializeOwned};
 use tempfile::TempDir;
 use vouch_contracts::{VouchProtocol, VouchUSD, alloy::providers::Provider};
@@ -134,6 +134,12 @@ impl TestNetworkBuilder {
     /// Quorum in basis points of stake (default 6,667: with equal stakes, every one of 3 operators must sign).
     pub fn quorum_bps(mut self, bps: u16) -> Self {
         self.devnet.blueprint.policy.quorumBps = bps;
+        self
+    }
+
+    /// The blueprint's arbiter, who may veto deviation proposals (default: none).
+    pub fn arbiter(mut self, arbiter: Address) -> Self {
+        self.devnet.blueprint.arbiter = arbiter;
         self
     }
 
