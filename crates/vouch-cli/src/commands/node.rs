@@ -78,7 +78,7 @@ pub(crate) struct DataDirArg {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// Run a blueprint bundled in this binary for an on-chain blueprint id, as NAME=ID; repeatable. Bundled in the
-    /// default build: echo
+    /// default build: echo; with `--features ai`: embeddings, textgen
     #[arg(long = "blueprint", value_name = "NAME=ID", required = true, value_parser = parse_blueprint)]
     blueprints: Vec<BlueprintChoice>,
     /// Create the signing database if it is missing: only for an operator key that has never signed on this chain
@@ -132,19 +132,33 @@ pub(crate) struct ImportArgs {
 struct Bundled {
     /// The name `--blueprint` takes.
     name: &'static str,
-    /// Adds its router to the node for one on-chain blueprint id.
-    add: fn(Node, u64) -> Node,
+    /// Adds its router to the node for one on-chain blueprint id (loading what it needs, e.g. a model).
+    add: fn(Node, u64) -> eyre::Result<Node>,
 }
 
 #[cfg(feature = "echo")]
-fn add_echo(node: Node, blueprint_id: u64) -> Node {
-    node.blueprint(blueprint_id, vouch_echo::router())
+fn add_echo(node: Node, blueprint_id: u64) -> eyre::Result<Node> {
+    Ok(node.blueprint(blueprint_id, vouch_echo::router()))
+}
+
+#[cfg(feature = "embeddings")]
+fn add_embeddings(node: Node, blueprint_id: u64) -> eyre::Result<Node> {
+    Ok(node.serve(blueprint_id, vouch_embeddings::EmbeddingsBlueprint::default()))
+}
+
+#[cfg(feature = "textgen")]
+fn add_textgen(node: Node, blueprint_id: u64) -> eyre::Result<Node> {
+    Ok(node.serve(blueprint_id, vouch_textgen::TextGenBlueprint::default()))
 }
 
 /// Every blueprint this build bundles.
 const BUNDLED: &[Bundled] = &[
     #[cfg(feature = "echo")]
     Bundled { name: "echo", add: add_echo },
+    #[cfg(feature = "embeddings")]
+    Bundled { name: "embeddings", add: add_embeddings },
+    #[cfg(feature = "textgen")]
+    Bundled { name: "textgen", add: add_textgen },
 ];
 
 /// One `--blueprint NAME=ID`.
@@ -301,7 +315,7 @@ fn run_node(args: RunArgs, mut s: NodeSettings, out: Output) -> eyre::Result<()>
         let keys = load_keys(&s).await?;
         let mut node = Node::new(s.config.clone(), keys).init_guard(args.init_guard).address_book(book);
         for b in &blueprints {
-            node = (b.bundled.add)(node, b.id);
+            node = (b.bundled.add)(node, b.id)?;
         }
         let running = node.start().await?;
         let metrics = running.metrics_addr().map(|a| format!("http://{a}"));

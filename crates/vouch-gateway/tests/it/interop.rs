@@ -21,7 +21,7 @@ const MESSAGE: &str = "hello from the official x402 client";
 /// How long one script may take (402, signing, the paid call with its fan-out).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
@@ -72,22 +72,34 @@ async fn run_client(
 ) -> Result<(Value, bool, alloy_primitives::Address, String), Box<dyn std::error::Error>> {
     let devnet = setup.net.devnet();
     let payer = devnet.new_account(&Funding { usd: funds, ..Funding::default() }).await?;
-    let mut child = which
-        .command()?
+    let mut command = which.command()?;
+    command
         .env("URL", setup.job_url(vouch_echo::ECHO))
         .env("PRIVATE_KEY", hex::encode_prefixed(payer.to_bytes()))
         .env("TOKEN", devnet.address_book().contracts.vouch_usd.to_checksum(None))
         .env("CHAIN_ID", devnet.chain_id().to_string())
-        .env("MAX_AMOUNT", max_amount.to_string())
+        .env("MAX_AMOUNT", max_amount.to_string());
+    let (report, ok, stderr) = run_script(command, &format!("{which:?} client"), SCRIPT_TIMEOUT).await?;
+    Ok((report, ok, payer.address(), stderr))
+}
+
+/// Runs a client script (`name` in messages) to its end, at most `timeout`, and returns the one JSON line it
+/// printed, whether it exited successfully, and its stderr.
+pub(crate) async fn run_script(
+    mut command: Command,
+    name: &str,
+    timeout: Duration,
+) -> Result<(Value, bool, String), Box<dyn std::error::Error>> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start the {which:?} client: {e} (run scripts/setup.sh)"))?;
+        .map_err(|e| format!("cannot start the {name}: {e} (run scripts/setup.sh)"))?;
     // Drain both pipes while the script runs, so a chatty script cannot block on a full pipe.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let deadline = tokio::time::Instant::now() + SCRIPT_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -95,16 +107,15 @@ async fn run_client(
         if tokio::time::Instant::now() > deadline {
             child.kill()?;
             child.wait()?;
-            return Err(format!("{which:?} client did not finish in {SCRIPT_TIMEOUT:?}").into());
+            return Err(format!("the {name} did not finish in {timeout:?}").into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let stdout = stdout.join().map_err(|_| "stdout reader panicked")?;
     let stderr = stderr.join().map_err(|_| "stderr reader panicked")?;
-    let report: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
-        format!("{which:?} client printed no JSON ({e}); exit {status}\nstdout: {stdout}\nstderr: {stderr}")
-    })?;
-    Ok((report, status.success(), payer.address(), stderr))
+    let report: Value = serde_json::from_str(stdout.trim())
+        .map_err(|e| format!("the {name} printed no JSON ({e}); exit {status}\nstdout: {stdout}\nstderr: {stderr}"))?;
+    Ok((report, status.success(), stderr))
 }
 
 /// Reads `pipe` to the end on a thread.

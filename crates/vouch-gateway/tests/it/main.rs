@@ -1,5 +1,6 @@
 //! Gateway tests against a real anvil with in-process nodes.
 
+mod ai;
 mod common;
 mod deviation;
 mod e2e;
