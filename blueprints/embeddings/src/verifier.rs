@@ -6,14 +6,15 @@ use vouch_sdk::{Agreement, Verifier};
 /// Smallest cosine similarity accepted between two operators' embeddings of the same input.
 ///
 /// Measured (blueprints/embeddings/README.md): honest differences (batch composition, thread count, candle vs
-/// PyTorch) give 1 − cosine ≤ 1e-12; the closest substitute measured (weights rounded to f16) gives 1 − cosine
-/// ≈ 4e-6.
+/// PyTorch) give 1 − cosine ≤ 1.1e-12; the closest substitute measured (weights rounded to f16) gives 1.3e-7,
+/// bf16 1.1e-5, int8 9e-4.
 pub const MIN_COSINE: f64 = 1.0 - 1e-8;
 
 /// Largest difference accepted in any one dimension.
 ///
-/// Measured (README): honest differences are ≤ 6e-7 (candle vs PyTorch on 512 sentences of up to 256 tokens);
-/// weights rounded to f16 give ≥ 2e-4, to bf16 ≥ 2e-3, int8 ≥ 1e-2, one layer dropped ≈ 0.1.
+/// Measured (README): honest differences are ≤ 2.3e-7 (candle vs PyTorch on 512 texts of up to 256 tokens; batch
+/// composition 1.1e-7; thread count 0); weights rounded to f16 give 9.9e-5, bf16 8.2e-4, int8 7.7e-3, one layer
+/// dropped 0.68, a cached answer for another sentence 0.14.
 pub const MAX_ABS_DIFF: f64 = 1e-5;
 
 /// The embeddings job's verifier: both outputs must be OpenAI embeddings responses of identical structure
