@@ -115,7 +115,7 @@ fn three_modes(i: usize) -> Router {
 }
 
 /// A nonce whose paid call id makes `slot` (of `n`) the first executor of a checked job 0.
-fn nonce_for_executor(service: ServiceId, payer: Address, n: usize, slot: usize) -> AnyResult<B256> {
+pub(crate) fn nonce_for_executor(service: ServiceId, payer: Address, n: usize, slot: usize) -> AnyResult<B256> {
     nonce_for_executor_of(service, 0, payer, n, slot)
 }
 
@@ -147,7 +147,7 @@ async fn payment_for(setup: &Setup, job: u8, body: &[u8], nonce: Option<B256>) -
     .await
 }
 
-async fn paid_call(setup: &Setup, body: &[u8], nonce: Option<B256>) -> AnyResult<Value> {
+pub(crate) async fn paid_call(setup: &Setup, body: &[u8], nonce: Option<B256>) -> AnyResult<Value> {
     let (status, answer) = paid_call_of(setup, 0, body, nonce).await?;
     assert_eq!(status, StatusCode::OK, "{answer}");
     Ok(answer)
@@ -165,7 +165,7 @@ async fn paid_call_of(setup: &Setup, job: u8, body: &[u8], nonce: Option<B256>) 
 }
 
 /// The certificate of `answer`, checked against the registered keys of its signers (what the contract does).
-fn certificate(setup: &Setup, answer: &Value) -> AnyResult<Certificate> {
+pub(crate) fn certificate(setup: &Setup, answer: &Value) -> AnyResult<Certificate> {
     let cert: Certificate = serde_json::from_value(answer["certificate"].clone())?;
     let keys: Vec<PublicKey> =
         bitmap_slots(cert.signer_bitmap).iter().map(|s| setup.net.devnet().operators()[*s].bls_public()).collect();
