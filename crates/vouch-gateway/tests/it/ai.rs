@@ -176,7 +176,7 @@ async fn proposed_on_chain(setup: &Setup, call: CallId, operator: Address, commi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_kernel_noise_agrees_and_a_cheaper_model_is_refused_and_reported() -> TestResult {
     use vouch_embeddings::{
-        BatcherConfig, EMBED, Embedder, Implementation, LoadOptions, MiniLm, ModelFiles, WeightPrecision, router_with,
+        BatcherConfig, Embedder, Implementation, LoadOptions, MiniLm, ModelFiles, WeightPrecision, router_with,
     };
     const CHEATER: usize = 0;
     const OTHER_KERNELS: usize = 2;
