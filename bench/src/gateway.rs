@@ -20,6 +20,10 @@
 //!   a fresh gateway instance (own request log) that never reaches a batch: latency is measured with on-chain
 //!   settlement off the request path and not competing for the cores. One warm-up request per slot in flight
 //!   precedes each chunk (not timed);
+//! - direct, all 3, interleaved: one chunk of the same size next to each gateway chunk (before it on even chunks,
+//!   after it on odd ones). The machine is shared and its load drifts between phases; this baseline is measured in
+//!   the same minutes as the gateway calls it is compared with, and the overhead is given against it as well as
+//!   against the faster of the before/after runs;
 //! - gateway, settlement running (highest concurrency only): one gateway with `max_batch` = `BENCH_BATCH` and
 //!   `max_batch_delay_ms` = `BENCH_BATCH_DELAY_MS`, settling while the requests run (what a busy gateway does).
 //!
@@ -35,6 +39,21 @@
 //! Gas: every call of the settling gateway is waited for until settled; the `settlePaidBatch` receipts (transactions
 //! from the request log's `settle_tx`) give gas per call. Baseline: plain EIP-3009 `transferWithAuthorization`s
 //! (fresh nonces) sent in this run, to a payee that already holds the token and to one that holds none.
+//!
+//! Profile mode, `BENCH_PROFILE=N` (after the same set-up; nothing else is timed): the gateway alone in a child
+//! process (this binary again, run through `BENCH_GATEWAY_WRAP` if set, e.g. `valgrind --tool=callgrind
+//! --callgrind-out-file=/tmp/gw.cg` or `perf record -g -o /tmp/gw.perf`), `BENCH_PROFILE_WARM` (50) paid calls to warm
+//! it up, then N timed ones at `BENCH_PROFILE_CONCURRENCY` (1) in flight; prints the gateway process's CPU per call
+//! (user, system) and the others'. Under callgrind the counters are zeroed before the N calls and dumped after them,
+//! so the dump holds exactly their instructions (plus the background tasks that ran meanwhile). Warm-up + N must stay
+//! below 256 (the gateway would settle a batch).
+//!
+//! A/B mode, `BENCH_AB=<another build of this benchmark>` (e.g. one built from an earlier gateway): this build's
+//! gateway (A) and the other build's (B), each in its own child process, and the 3 operators called directly (all 3 at
+//! once, slowest of 3), interleaved chunk by chunk at 1 in flight, so that drifting machine load hits all three
+//! alike: `BENCH_AB_SESSIONS` (4) pairs of fresh gateways, each serving `BENCH_AB_ROUNDS` (10) rounds of one chunk of
+//! `BENCH_AB_CHUNK` (22) calls to each of the three, the order rotating every round. Prints p50/p90/p99, the overhead
+//! of A and B over the slowest of 3, and each gateway process's CPU per call; every answer is checked.
 //!
 //! Environment: `BENCH_CONCURRENCY` (comma-separated, default `1,32`), `BENCH_CALLS` (timed requests per phase at
 //! concurrency above 1, default 2000), `BENCH_SERIAL_CALLS` (at concurrency 1, default 1000), `BENCH_CHUNK`
@@ -245,12 +264,18 @@ struct Processes {
 }
 
 fn process_ticks(pid: &str) -> u64 {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    let (user, system) = process_user_system(pid);
+    user + system
+}
+
+/// User and system CPU ticks of process `pid` so far.
+fn process_user_system(pid: &str) -> (u64, u64) {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return (0, 0) };
     // Fields after the command name, which ends with the last ')': state is field 3, utime 14, stime 15.
     let fields: Vec<&str> =
         stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    field(11) + field(12)
+    (field(11), field(12))
 }
 
 fn machine_ticks() -> u64 {
@@ -511,6 +536,8 @@ struct Level {
     one: Timing,
     all_before: Timing,
     all_after: Timing,
+    /// All 3 at once, one chunk before or after each gateway chunk (alternating): the same machine conditions.
+    paired: Timing,
     quiet: Timing,
     settling: Option<Timing>,
     unpaid: Timing,
@@ -521,10 +548,25 @@ impl Level {
     fn baseline(&self) -> &Timing {
         if self.all_before.p(0.5) <= self.all_after.p(0.5) { &self.all_before } else { &self.all_after }
     }
+
+    /// The interleaved slowest-of-3 baseline: measured in the same minutes as the gateway chunks it alternates with
+    /// (the machine is shared, its load drifts between phases).
+    fn paired_baseline(&self) -> &Timing {
+        &self.paired
+    }
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> Result<(), AnyError> {
+/// Set in the gateway child process of a profile run ([`profile`]).
+const CHILD_ENV: &str = "BENCH_GATEWAY_CHILD";
+
+fn main() -> Result<(), AnyError> {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return gateway_child();
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench())
+}
+
+async fn bench() -> Result<(), AnyError> {
     let levels: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
         .unwrap_or_else(|_| "1,32".into())
         .split(',')
@@ -655,6 +697,54 @@ async fn main() -> Result<(), AnyError> {
             })
             .collect()
     };
+    if let Some(other) = std::env::var_os("BENCH_AB") {
+        let sessions = env_or("BENCH_AB_SESSIONS", 4).max(1);
+        let rounds = env_or("BENCH_AB_ROUNDS", 10).max(1);
+        let per_chunk = env_or("BENCH_AB_CHUNK", 22).max(1);
+        let warm = 10;
+        if warm + rounds * per_chunk > 255 {
+            return Err("BENCH_AB_ROUNDS × BENCH_AB_CHUNK must stay below 245 (a gateway settles at 256 calls)".into());
+        }
+        let mut paid = sign(sessions * (2 * warm + 3 * rounds * per_chunk))?.into_iter();
+        probe.kill();
+        let checker = Checker {
+            binding: devnet.protocol_binding(),
+            service_id,
+            keys: devnet.operators().iter().map(|o| o.bls_public()).collect(),
+            operators: devnet.operators().iter().map(|o| o.address()).collect(),
+        };
+        let result = ab(
+            Path::new(&other),
+            &devnet,
+            &submitter,
+            tmp.path(),
+            &job_path,
+            &job_urls,
+            &mut paid,
+            (sessions, rounds, per_chunk, warm),
+            &checker,
+            ticks_per_sec,
+        )
+        .await;
+        drop(nodes);
+        return result;
+    }
+    if let Some(n) = std::env::var("BENCH_PROFILE").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0) {
+        let c = env_or("BENCH_PROFILE_CONCURRENCY", 1).max(1);
+        let warm = env_or("BENCH_PROFILE_WARM", 50).max(c);
+        let paid = sign(warm + n)?;
+        probe.kill();
+        let checker = Checker {
+            binding: devnet.protocol_binding(),
+            service_id,
+            keys: devnet.operators().iter().map(|o| o.bls_public()).collect(),
+            operators: devnet.operators().iter().map(|o| o.address()).collect(),
+        };
+        let (dir, path) = (tmp.path(), job_path.as_str());
+        let result = profile(&devnet, &submitter, dir, path, &paid, warm, c, &checker, &procs, ticks_per_sec).await;
+        drop(nodes);
+        return result;
+    }
     struct Prepared {
         concurrency: usize,
         per_chunk: usize,
@@ -663,6 +753,7 @@ async fn main() -> Result<(), AnyError> {
         quiet: Vec<Paid>,
         settling: Vec<Paid>,
         all_after: Vec<Paid>,
+        paired: Vec<Paid>,
     }
     let mut prepared = Vec::new();
     for &c in &levels {
@@ -677,6 +768,7 @@ async fn main() -> Result<(), AnyError> {
             quiet: sign(chunks * chunk)?,
             settling: if c == top { sign(phase)? } else { Vec::new() },
             all_after: sign(phase)?,
+            paired: sign(chunks * per_chunk)?,
         });
     }
     println!(
@@ -741,7 +833,16 @@ async fn main() -> Result<(), AnyError> {
         // Gateway, settlement not running: a fresh gateway (own request log) per chunk of fewer than 256 calls.
         let mut t_quiet = Timing::default();
         let mut quiet_answers = Vec::new();
+        let mut t_paired = Timing::default();
+        let mut paired_answers = Vec::new();
+        let mut paired_chunks = prep.paired.chunks(per_chunk);
         for (k, part) in prep.quiet.chunks(chunk).enumerate() {
+            // The interleaved baseline: one chunk of direct calls to all 3 next to each gateway chunk, before it on
+            // even chunks and after it on odd ones.
+            let paired_part = paired_chunks.next().ok_or("no paired chunk")?;
+            if k % 2 == 0 {
+                paired_answers.extend(rest_zip(paired_part, timed(&mut t_paired, &procs, paired_part, c, all).await?));
+            }
             let g = start_gateway(quiet_config(&format!("gateway-quiet-{c}-{k}"))).await?;
             let client = reqwest::Client::builder().pool_max_idle_per_host(c * 2).build()?;
             let url = format!("{}{job_path}", g.url());
@@ -756,7 +857,12 @@ async fn main() -> Result<(), AnyError> {
             quiet_answers.extend(rest.iter().zip(answers));
             drop(client);
             g.kill();
+            if k % 2 == 1 {
+                paired_answers.extend(rest_zip(paired_part, timed(&mut t_paired, &procs, paired_part, c, all).await?));
+            }
         }
+        check_all(&paired_answers, |(p, a)| (0..OPERATORS).try_for_each(|slot| checker.direct(slot, p, &a[slot])))?;
+        checked += OPERATORS * paired_answers.len();
 
         quiet_by_level.push(quiet_answers);
 
@@ -806,6 +912,7 @@ async fn main() -> Result<(), AnyError> {
             one: t_one,
             all_before: t_all_before,
             all_after: t_all_after,
+            paired: t_paired,
             quiet: t_quiet,
             settling: t_settling,
             unpaid: t_unpaid,
@@ -1017,6 +1124,7 @@ async fn main() -> Result<(), AnyError> {
         row("direct: one operator (POST /v1/jobs, x402 proof)", &level.one);
         row("direct: all 3 at once, slowest of 3 (before the gateway)", &level.all_before);
         row("direct: all 3 at once, slowest of 3 (after the gateway)", &level.all_after);
+        row("direct: all 3 at once, slowest of 3 (interleaved, chunk by chunk)", &level.paired);
         row("gateway: paid call → certificate, settlement not running", &level.quiet);
         if let Some(t) = &level.settling {
             row(&format!("gateway: same, settling meanwhile (batch {max_batch}, {batch_delay_ms} ms)"), t);
@@ -1027,17 +1135,20 @@ async fn main() -> Result<(), AnyError> {
         if let Some(t) = &level.settling {
             gateways.push(("settling meanwhile", t));
         }
+        let baselines = [("the faster of before/after", b), ("interleaved", level.paired_baseline())];
         for (name, t) in gateways {
-            println!(
-                "  overhead, {name}: p50 {:+.2} ms ({:.2}x), p99 {:+.2} ms over the slowest of 3 (p50 {:.2}, p99 \
-                 {:.2}); calls/s {:.2}x",
-                t.p(0.5) - b.p(0.5),
-                t.p(0.5) / b.p(0.5),
-                t.p(0.99) - b.p(0.99),
-                b.p(0.5),
-                b.p(0.99),
-                t.rate() / b.rate()
-            );
+            for (which, b) in baselines {
+                println!(
+                    "  overhead, {name}: p50 {:+.2} ms ({:.2}x), p99 {:+.2} ms over the slowest of 3, {which} (p50 \
+                     {:.2}, p99 {:.2}); calls/s {:.2}x",
+                    t.p(0.5) - b.p(0.5),
+                    t.p(0.5) / b.p(0.5),
+                    t.p(0.99) - b.p(0.99),
+                    b.p(0.5),
+                    b.p(0.99),
+                    t.rate() / b.rate()
+                );
+            }
         }
     }
     println!("goal: p50 overhead ≤ 2 ms above the slowest operator in the quorum");
@@ -1132,4 +1243,254 @@ where
 /// The calls of `part` with their answers.
 fn rest_zip(part: &[Paid], answers: Vec<Vec<bytes::Bytes>>) -> Vec<(&Paid, Vec<bytes::Bytes>)> {
     part.iter().zip(answers).collect()
+}
+
+// ----- profile mode -------------------------------------------------------------------------------------------------
+
+/// `BENCH_PROFILE=N`: the gateway alone in a child process (this binary again, with [`CHILD_ENV`] set, run through
+/// `BENCH_GATEWAY_WRAP` if given, e.g. `valgrind --tool=callgrind --callgrind-out-file=/tmp/gw.cg`), `warm` paid
+/// calls to warm it up, then `N` timed ones at `concurrency` in flight; prints the child's CPU per call. Under
+/// callgrind, the counters are zeroed before the timed calls and dumped after them (`callgrind_control`), so the
+/// dump holds exactly the N calls' instructions.
+#[allow(clippy::too_many_arguments)]
+async fn profile(
+    devnet: &Devnet,
+    submitter: &PrivateKeySigner,
+    dir: &Path,
+    job_path: &str,
+    paid: &[Paid],
+    warm: usize,
+    concurrency: usize,
+    checker: &Checker,
+    procs: &Processes,
+    ticks_per_sec: f64,
+) -> Result<(), AnyError> {
+    let wrap: Vec<String> =
+        std::env::var("BENCH_GATEWAY_WRAP").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    let exe = std::env::current_exe()?;
+    let (mut child, base) = spawn_gateway_child(&exe, &wrap, devnet, submitter, &dir.join("gateway-profile"))?;
+    let pid = child.id().to_string();
+    let url = format!("{base}{job_path}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build()?;
+    let call = |p: &Paid| post_gateway(&http, &url, p.header.clone(), p.inputs.clone());
+    let (warm_part, rest) = paid.split_at(warm);
+    run_all(warm_part, concurrency, call).await?;
+    let callgrind = wrap.iter().any(|w| w.contains("callgrind"));
+    if callgrind {
+        Command::new("callgrind_control").args(["-z", &pid]).status()?;
+    }
+    let before = process_user_system(&pid);
+    let others = procs.read();
+    let (wall, latencies, answers) = run_all(rest, concurrency, call).await?;
+    let after = process_user_system(&pid);
+    let others_after = procs.read();
+    let (user, system) = (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1));
+    if callgrind {
+        Command::new("callgrind_control").args(["-d", &pid]).status()?;
+    }
+    let mut t = Timing::default();
+    t.add(wall, latencies, others, others_after);
+    let [anvil, nodes, client, _] = t.cpu_per_call(ticks_per_sec);
+    let machine =
+        (others_after.machine.saturating_sub(others.machine)) as f64 / ticks_per_sec * 1e3 / rest.len() as f64;
+    println!(
+        "profile: {} paid calls at {concurrency} in flight through a gateway process{}: {:.0} calls/s, p50 {:.2} ms, \
+         p99 {:.2} ms; gateway process CPU {:.3} ms per call (user {:.3}, system {:.3})",
+        rest.len(),
+        if wrap.is_empty() { String::new() } else { format!(" (run through `{}`)", wrap.join(" ")) },
+        t.rate(),
+        t.p(0.5),
+        t.p(0.99),
+        (user + system) as f64 / ticks_per_sec * 1e3 / rest.len() as f64,
+        user as f64 / ticks_per_sec * 1e3 / rest.len() as f64,
+        system as f64 / ticks_per_sec * 1e3 / rest.len() as f64,
+    );
+    let pairs: Vec<_> = rest.iter().zip(&answers).collect();
+    check_all(&pairs, |(p, a)| checker.gateway(p, &a[0]))?;
+    println!(
+        "profile: CPU ms per call: anvil {anvil:.3}, 3 nodes {nodes:.3}, client {client:.3}, whole machine {machine:.3}"
+    );
+    println!("profile: {} answers checked (outputs, certificates)", pairs.len());
+    drop(child.stdin.take());
+    child.wait()?;
+    Ok(())
+}
+
+/// Starts `exe` (this binary, or another build of it) as a gateway child process ([`gateway_child`]), through
+/// `wrap` if not empty, with its request log in `dir`; returns it and its URL.
+fn spawn_gateway_child(
+    exe: &Path,
+    wrap: &[String],
+    devnet: &Devnet,
+    submitter: &PrivateKeySigner,
+    dir: &Path,
+) -> Result<(Child, String), AnyError> {
+    let mut cmd = match wrap.split_first() {
+        Some((first, rest)) => {
+            let mut cmd = Command::new(first);
+            cmd.args(rest).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
+    fs::create_dir_all(dir)?;
+    let log = dir.join("gateway.log");
+    cmd.env(CHILD_ENV, "1")
+        .env("BENCH_GW_RPC", devnet.rpc_url())
+        .env("BENCH_GW_BOOK", devnet.data_dir().join("addresses.json"))
+        .env("BENCH_GW_KEY", B256::from(submitter.to_bytes()).to_string())
+        .env("BENCH_GW_DIR", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&log)?);
+    let mut child = cmd.spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    if line.trim().is_empty() {
+        let _ = child.kill();
+        return Err(format!("the gateway child did not start: {}", fs::read_to_string(&log).unwrap_or_default()).into());
+    }
+    Ok((child, line.trim().to_owned()))
+}
+
+/// `BENCH_AB=<another build of this benchmark>`: the gateway of this build (A) against the other build's (B), both in
+/// their own processes, and the operators called directly (all 3 at once, slowest of 3), interleaved: `sessions`
+/// fresh pairs of gateways, each serving `rounds` rounds of one chunk of `per_chunk` calls to each of the three (the
+/// order rotating every round), at 1 in flight. Machine load that drifts hits all three alike.
+#[allow(clippy::too_many_arguments)]
+async fn ab(
+    other: &Path,
+    devnet: &Devnet,
+    submitter: &PrivateKeySigner,
+    dir: &Path,
+    job_path: &str,
+    job_urls: &[String],
+    paid: &mut dyn Iterator<Item = Paid>,
+    (sessions, rounds, per_chunk, warm): (usize, usize, usize, usize),
+    checker: &Checker,
+    ticks_per_sec: f64,
+) -> Result<(), AnyError> {
+    let this = std::env::current_exe()?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(2 * OPERATORS).build()?;
+    let mut t = [Timing::default(), Timing::default(), Timing::default()];
+    let mut cpu = [(0u64, 0u64), (0, 0)];
+    let mut checked = 0;
+    let mut take = |n: usize| -> Result<Vec<Paid>, AnyError> {
+        let v: Vec<Paid> = paid.take(n).collect();
+        if v.len() < n { Err("not enough payments signed".into()) } else { Ok(v) }
+    };
+    for session in 0..sessions {
+        let mut gateways = Vec::new();
+        for (name, exe) in [("a", this.as_path()), ("b", other)] {
+            let (child, base) =
+                spawn_gateway_child(exe, &[], devnet, submitter, &dir.join(format!("ab-{session}-{name}")))?;
+            gateways.push((child, format!("{base}{job_path}")));
+        }
+        for (_, url) in &gateways {
+            for p in take(warm)? {
+                post_gateway(&http, url, p.header.clone(), p.inputs.clone()).await?;
+            }
+        }
+        for round in 0..rounds {
+            for k in 0..3 {
+                let which = (round + k) % 3;
+                let part = take(per_chunk)?;
+                let start = Instant::now();
+                let mut latencies = Vec::with_capacity(part.len());
+                let before = gateways.get(which.wrapping_sub(1)).map(|(c, _)| process_user_system(&c.id().to_string()));
+                for p in &part {
+                    let t0 = Instant::now();
+                    if which == 0 {
+                        let answers = join_all(job_urls.iter().map(|u| post_job(&http, u, p.job_body.clone()))).await;
+                        let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+                        latencies.push(t0.elapsed());
+                        (0..OPERATORS).try_for_each(|slot| checker.direct(slot, p, &answers[slot]))?;
+                    } else {
+                        let url = &gateways[which - 1].1;
+                        let answer = post_gateway(&http, url, p.header.clone(), p.inputs.clone()).await?;
+                        latencies.push(t0.elapsed());
+                        checker.gateway(p, &answer[0])?;
+                    }
+                    checked += 1;
+                }
+                t[which].wall += start.elapsed();
+                t[which].latencies.extend(latencies);
+                if let (Some(before), Some((child, _))) = (before, gateways.get(which.wrapping_sub(1))) {
+                    let after = process_user_system(&child.id().to_string());
+                    cpu[which - 1].0 += after.0.saturating_sub(before.0);
+                    cpu[which - 1].1 += after.1.saturating_sub(before.1);
+                }
+            }
+        }
+        for (mut child, _) in gateways {
+            drop(child.stdin.take());
+            child.wait()?;
+        }
+    }
+    println!(
+        "A/B: this build's gateway (A) against {} (B), each in its own process, and the 3 operators called directly, \
+         interleaved chunk by chunk ({sessions} sessions × {rounds} rounds × {per_chunk} calls each, 1 in flight); \
+         {checked} answers checked",
+        other.display()
+    );
+    let names = ["direct: all 3 at once, slowest of 3", "gateway A (this build)", "gateway B (the other build)"];
+    for (i, name) in names.iter().enumerate() {
+        let ms = |ticks: u64| ticks as f64 / ticks_per_sec * 1e3 / t[i].latencies.len().max(1) as f64;
+        let cpu_text = if i == 0 {
+            String::new()
+        } else {
+            let (user, system) = cpu[i - 1];
+            format!(
+                "; gateway process CPU {:.3} ms per call (user {:.3}, system {:.3})",
+                ms(user + system),
+                ms(user),
+                ms(system)
+            )
+        };
+        println!(
+            "  {name:<40} p50 {:6.2} ms  p90 {:6.2} ms  p99 {:6.2} ms{cpu_text}",
+            t[i].p(0.5),
+            t[i].p(0.9),
+            t[i].p(0.99)
+        );
+    }
+    for (i, name) in [(1, "A"), (2, "B")] {
+        println!(
+            "  overhead of {name} over the slowest of 3: p50 {:+.2} ms, p90 {:+.2} ms",
+            t[i].p(0.5) - t[0].p(0.5),
+            t[i].p(0.9) - t[0].p(0.9)
+        );
+    }
+    Ok(())
+}
+
+/// The gateway child of [`profile`]: a gateway that never settles while profiled (as the quiet phases), in its own
+/// process with the runtime `vouch gateway run` builds; prints its URL, serves until its standard input closes.
+fn gateway_child() -> Result<(), AnyError> {
+    use std::io::{Read as _, Write as _};
+    let var = |k: &str| std::env::var(k).map_err(|_| AnyError::from(format!("{k} is not set")));
+    let book = vouch_contracts::AddressBook::load(var("BENCH_GW_BOOK")?)?;
+    let key: B256 = var("BENCH_GW_KEY")?.parse()?;
+    let submitter = PrivateKeySigner::from_bytes(&key)?;
+    let config = GatewayConfig {
+        listen: "127.0.0.1:0".parse()?,
+        rpc_url: var("BENCH_GW_RPC")?,
+        data_dir: PathBuf::from(var("BENCH_GW_DIR")?),
+        max_batch: 256,
+        max_batch_delay_ms: 300_000,
+        ..GatewayConfig::default()
+    };
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+        let gateway = Gateway::new(config, book, submitter).start().await?;
+        let mut out = std::io::stdout();
+        writeln!(out, "{}", gateway.url())?;
+        out.flush()?;
+        tokio::task::spawn_blocking(|| {
+            let mut rest = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut rest);
+        })
+        .await?;
+        gateway.kill();
+        Ok(())
+    })
 }

@@ -251,7 +251,7 @@ pub(crate) async fn paid_job(
     let call_id = paid_call_id(ServiceId(service_id), job_index, auth.from, auth.nonce);
     // A retry of a request already recorded (same authorization, same call, same inputs) is answered from the
     // record and never charged twice; the same authorization for anything else is a replayed nonce.
-    if let Some(existing) = state.store.by_authorization(&auth)? {
+    if let Some(existing) = state.store.lookup_authorization(&auth)? {
         if existing.request.call_id == call_id && existing.request.inputs.as_ref() == body.as_ref() {
             return replay(existing);
         }
@@ -259,9 +259,8 @@ pub(crate) async fn paid_job(
     }
     // Offline checks before anything is recorded. An ERC-1271 wallet fails them (its signature needs the chain), so
     // a failure is decided by the full check.
-    if x402::verify_offline(&offer, &payload, now).is_err()
-        && let Err(e) = x402::verify(state.chain.provider(), &offer, &payload, now).await
-    {
+    let offline = x402::verify_offline(&offer, &payload, now).is_ok();
+    if !offline && let Err(e) = x402::verify(state.chain.provider(), &offer, &payload, now).await {
         if e.status == 402 {
             return Ok(payment_required(&offer, Some(e.code)));
         }
@@ -288,12 +287,17 @@ pub(crate) async fn paid_job(
         inputs: paid.inputs.clone(),
         payment: PaymentProof::X402 { authorization: auth, signature: paid.payment_signature.clone() },
     };
-    // The chain checks (nonce unused, balance) run while the operators work; the answer waits for both.
-    let (checked, outcome) = futures_util::future::join(
-        x402::verify(state.chain.provider(), &offer, &payload, now),
-        state.fanout.run_as(&info, &request, mode),
-    )
-    .await;
+    // The chain checks (nonce unused, balance) run while the operators work; the answer waits for both. A payment
+    // that passed the offline checks (an EOA's: its signature recovered above) needs only those two reads; any other
+    // gets the full check again.
+    let chain_checks = async {
+        if offline {
+            x402::verify_chain_state(state.chain.provider(), &offer, &payload).await
+        } else {
+            x402::verify(state.chain.provider(), &offer, &payload, now).await
+        }
+    };
+    let (checked, outcome) = futures_util::future::join(chain_checks, state.fanout.run_as(&info, &request, mode)).await;
     if let Err(e) = checked {
         state.store.set_status(call_id, RequestStatus::Failed, Some(&format!("payment refused: {}", e.code)))?;
         if e.status == 402 {
@@ -359,12 +363,14 @@ fn answer(
             let certified = certificate.result_hash;
             keep_evidence(&state.store, call_id, &dissent);
             keep_commitment_evidence(&state.store, call_id, certified, &suspects);
-            let store = state.store.clone();
-            tokio::spawn(async move {
-                let late = late.wait().await;
-                keep_evidence(&store, call_id, &late.dissent);
-                keep_commitment_evidence(&store, call_id, certified, &late.suspects);
-            });
+            if late.is_pending() {
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    let late = late.wait().await;
+                    keep_evidence(&store, call_id, &late.dissent);
+                    keep_commitment_evidence(&store, call_id, certified, &late.suspects);
+                });
+            }
             if let Some(min) =
                 headers.get(MIN_STAKE_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<U256>().ok())
                 && certificate.stake_at_risk.unwrap_or_default() < min
@@ -391,9 +397,13 @@ fn answer(
                 "certificate": certificate,
                 "signers": signers,
             });
+            // Serialized once: the answer sent is the answer recorded.
             let text = body.to_string();
+            let sent = text.clone();
             // Recorded while the answer goes out: if the gateway dies first, the request is still `received` and a
             // restart answers (and settles) it again from the operators' recorded signatures.
+            // A retry arriving before that write commits gets this answer too.
+            state.store.answering(call_id, &text, &certificate, &signers);
             let (store, cert_copy) = (state.store.clone(), certificate.clone());
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = store.answered(call_id, &text, &cert_copy, &signers) {
@@ -408,7 +418,8 @@ fn answer(
                 error_reason: None,
                 amount: Some(offer.amount.to_string()),
             };
-            let mut response = with_certificate_header(Json(body).into_response(), Some(&certificate));
+            let json = [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+            let mut response = with_certificate_header((json, sent).into_response(), Some(&certificate));
             if let Ok(v) = HeaderValue::from_str(&x402::encode_header(&settlement)) {
                 response.headers_mut().insert(PAYMENT_RESPONSE, v);
             }

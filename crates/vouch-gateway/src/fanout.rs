@@ -69,6 +69,11 @@ impl LateReplies {
         }
     }
 
+    /// Whether replies are still on the way (there is evidence to wait for).
+    pub fn is_pending(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// The verified late replies that signed another result than the certificate's.
     pub async fn dissent(self) -> Vec<Reply> {
         self.wait().await.dissent
@@ -196,12 +201,24 @@ impl FanOut {
         body: &B,
         deadline: Option<Instant>,
     ) -> Result<T, NodeError> {
+        let body = json_body(body).map_err(NodeError::Malformed)?;
+        self.post_json(operator, path, body, deadline).await
+    }
+
+    /// [`Self::post`] of a body already serialized (JSON): one request sent to several operators is serialized once.
+    pub(crate) async fn post_json<T: DeserializeOwned>(
+        &self,
+        operator: Address,
+        path: &str,
+        body: bytes::Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<T, NodeError> {
         let endpoint = self.chain.endpoint_of(operator).await.map_err(|e| {
             self.mark_down(operator);
             NodeError::NoEndpoint(e.to_string())
         })?;
         let url = format!("{}{path}", endpoint.trim_end_matches('/'));
-        let mut request = self.client.post(&url).json(body);
+        let mut request = self.client.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -237,8 +254,8 @@ impl FanOut {
         serde_json::from_slice(&body).map_err(|e| NodeError::Malformed(format!("malformed answer: {e}")))
     }
 
-    async fn ask(&self, operator: Address, req: &JobRequest) -> Result<SignedResult, String> {
-        self.post(operator, "/v1/jobs", req, None).await.map_err(|e| e.to_string())
+    async fn ask(&self, operator: Address, body: bytes::Bytes) -> Result<SignedResult, String> {
+        self.post_json(operator, "/v1/jobs", body, None).await.map_err(|e| e.to_string())
     }
 
     /// Checks `signed` is `slot`'s valid signature over a result of exactly `req`, with an output that hashes to it.
@@ -293,27 +310,29 @@ impl FanOut {
             .map_err(|e| format!("signature does not verify: {e}"))
     }
 
-    /// Whether the group's aggregate signature verifies against the aggregate of its signers' keys.
-    pub(crate) fn group_verifies(&self, service: &ServiceInfo, group: &[&(Reply, Signature)]) -> bool {
-        let Some(first) = group.first() else { return false };
-        let keys: Option<Vec<_>> = group.iter().map(|(r, _)| service.keys.get(r.slot).copied().flatten()).collect();
-        let Some(keys) = keys else { return false };
+    /// The group's aggregate signature, if it verifies against the aggregate of its signers' keys (one pairing
+    /// check); `None` if it does not (or does not aggregate).
+    pub(crate) fn group_verifies(&self, service: &ServiceInfo, group: &[&(Reply, Signature)]) -> Option<Signature> {
+        let first = group.first()?;
+        let keys: Vec<_> =
+            group.iter().map(|(r, _)| service.keys.get(r.slot).copied().flatten()).collect::<Option<_>>()?;
         let signatures: Vec<Signature> = group.iter().map(|(_, s)| *s).collect();
-        let Ok(aggregate) = aggregate_signatures(&signatures) else { return false };
-        fast_aggregate_verify(&keys, &result_digest(&self.chain.binding(), &first.0.signed.result), &aggregate).is_ok()
+        let aggregate = aggregate_signatures(&signatures).ok()?;
+        let digest = result_digest(&self.chain.binding(), &first.0.signed.result);
+        fast_aggregate_verify(&keys, &digest, &aggregate).is_ok().then_some(aggregate)
     }
 
-    /// The certificate of `group` — verified replies over one result whose signers reach the quorum — and its
-    /// signers in slot order. `None` only if a signature does not aggregate.
+    /// The certificate of `group` — verified replies over one result whose signers reach the quorum — with
+    /// `aggregate`, the sum of the group's signatures that [`Self::group_verifies`] verified, and its signers in slot
+    /// order. `None` only for an empty group.
     pub(crate) fn certify(
         &self,
         service: &ServiceInfo,
         group: &[&(Reply, Signature)],
+        aggregate: &Signature,
     ) -> Option<(Certificate, Vec<Address>)> {
         let mut sorted = group.to_vec();
         sorted.sort_by_key(|(r, _)| r.slot);
-        let signatures: Vec<Signature> = sorted.iter().map(|(_, s)| *s).collect();
-        let aggregate = aggregate_signatures(&signatures).ok()?;
         let result: ResultRef = sorted.first()?.0.signed.result;
         let binding = self.chain.binding();
         let bitmap = sorted.iter().fold(U256::ZERO, |b, (r, _)| b | (U256::from(1) << r.slot));
@@ -347,13 +366,18 @@ impl FanOut {
 
     /// Sends `req` to every operator of `service`; returns at the first quorum or when all have answered.
     pub async fn run(&self, service: &ServiceInfo, req: &JobRequest) -> FanOutOutcome {
+        // One body for every operator.
+        let body = match json_body(req) {
+            Ok(body) => body,
+            Err(e) => return FanOutOutcome::NoQuorum { replies: Vec::new(), errors: vec![(Address::ZERO, e)] },
+        };
         let mut pending: FuturesUnordered<_> = service
             .operators
             .iter()
             .enumerate()
             .map(|(slot, op)| {
-                let (this, req, op) = (self.clone(), req.clone(), *op);
-                async move { (slot, op, this.ask(op, &req).await) }
+                let (this, body, op) = (self.clone(), body.clone(), *op);
+                async move { (slot, op, this.ask(op, body).await) }
             })
             .collect();
         let mut replies: Vec<(Reply, Signature)> = Vec::new();
@@ -377,7 +401,7 @@ impl FanOut {
             }
             // One pairing check for the whole group (the aggregate over the aggregate key); only if it fails are
             // the replies checked one by one, and the bad ones dropped.
-            if !self.group_verifies(service, &group) {
+            let Some(aggregate) = self.group_verifies(service, &group) else {
                 let bad: Vec<usize> = group
                     .iter()
                     .filter(|(r, sig)| self.verify_one(service, r.slot, &r.signed, sig).is_err())
@@ -391,10 +415,8 @@ impl FanOut {
                     keep
                 });
                 continue;
-            }
-            let group: Vec<&(Reply, Signature)> =
-                replies.iter().filter(|(r, _)| r.signed.result.result_hash == result_hash).collect();
-            let Some((certificate, signers)) = self.certify(service, &group) else { continue };
+            };
+            let Some((certificate, signers)) = self.certify(service, &group, &aggregate) else { continue };
             let output = group.iter().find_map(|(r, _)| r.signed.output.clone()).unwrap_or_default();
             let dissent = replies
                 .iter()
@@ -432,4 +454,9 @@ impl FanOut {
         }
         FanOutOutcome::NoQuorum { replies: replies.into_iter().map(|(r, _)| r).collect(), errors }
     }
+}
+
+/// `body` as a JSON request body.
+fn json_body<B: Serialize + ?Sized>(body: &B) -> Result<bytes::Bytes, String> {
+    serde_json::to_vec(body).map(bytes::Bytes::from).map_err(|e| format!("cannot serialize the request: {e}"))
 }

@@ -7,6 +7,7 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
+use axum::serve::ListenerExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use vouch_contracts::{AddressBook, TokenDomain, view::ChainView};
@@ -152,6 +153,12 @@ impl Gateway {
         let mut tasks = Vec::new();
         let app = api::router(state.clone(), config.max_body_bytes).merge(crate::x402::facilitator_router(facilitator));
         let stop = stopped(rx.clone());
+        // Answers go out as soon as they are written (no Nagle delay behind an unacknowledged segment).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a client connection");
+            }
+        });
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
                 tracing::error!(error = %e, "the gateway's HTTP server stopped");

@@ -240,7 +240,7 @@ impl FanOut {
         if !service.quorum_by_snapshot(bitmap) {
             return None;
         }
-        if !self.group_verifies(service, &group) {
+        let Some(aggregate) = self.group_verifies(service, &group) else {
             let bad: Vec<usize> = group
                 .iter()
                 .filter(|(r, sig)| self.verify_one(service, r.slot, &r.signed, sig).is_err())
@@ -254,8 +254,8 @@ impl FanOut {
                 keep
             });
             return None;
-        }
-        self.certify(service, &group)
+        };
+        self.certify(service, &group, &aggregate)
     }
 
     /// Orchestrates a [`Verification::Tolerant`](vouch_primitives::wire::Verification::Tolerant) job (see the module

@@ -21,7 +21,7 @@ fn store_error(e: crate::store::StoreError) -> SettlementError {
 
 impl SettlementStore for RequestStore {
     fn unsettled(&self, limit: usize) -> Result<Vec<PendingSettlement>, SettlementError> {
-        let answered = self.with_status(RequestStatus::Answered, limit).map_err(store_error)?;
+        let answered = self.committed_with_status(RequestStatus::Answered, limit).map_err(store_error)?;
         Ok(answered
             .into_iter()
             .filter_map(|s| {

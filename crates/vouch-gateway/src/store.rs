@@ -8,6 +8,7 @@
 //! certificate contradicts ([`CommitmentEvidence`], table `commitment_evidence`).
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
@@ -136,10 +137,29 @@ pub enum StoreError {
 }
 
 /// The gateway's durable request log.
+///
+/// Two connections: every write goes through one (`synchronous = FULL`: a write has reached the disk when it
+/// returns), and so do the lookups and listings, which wait for a write in progress; the settlement batcher's listing
+/// ([`Self::committed_with_status`]) and the paid-call path's first lookup ([`Self::lookup_authorization`]) go through
+/// the other. In WAL mode a reader sees every committed write and never waits for a writer, so the paid calls do not
+/// queue behind that listing, nor a new payment's lookup behind another call's commit.
 #[derive(Debug, Clone)]
 pub struct RequestStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    /// Answers sent whose write is not committed yet ([`Self::answering`]), by call id (big-endian). Taken out by
+    /// [`Self::answered`] and read by the lookups under the writing connection's lock, so that a lookup sees either
+    /// the row still `received` and the answer here, or the row answered.
+    in_flight: Arc<Mutex<HashMap<[u8; 32], InFlightAnswer>>>,
+}
+
+/// An answer sent, until [`RequestStore::answered`] has committed it.
+#[derive(Debug, Clone)]
+struct InFlightAnswer {
+    response: String,
+    certificate: Certificate,
+    signers: Vec<Address>,
 }
 
 const SCHEMA: &str = "
@@ -235,7 +255,15 @@ impl RequestStore {
                     .map_err(err("migrate"))?;
             }
         }
-        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+        let reader = Connection::open(path).map_err(err("open"))?;
+        reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(err("busy timeout"))?;
+        reader.pragma_update(None, "query_only", true).map_err(err("query only"))?;
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
+            in_flight: Arc::default(),
+        })
     }
 
     fn with<T>(
@@ -247,9 +275,46 @@ impl RequestStore {
         f(&mut conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), action, source })
     }
 
+    /// Runs a read (a lookup or a listing) on the reading connection.
+    fn read<T>(
+        &self,
+        action: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&conn).map_err(|source| StoreError::Sqlite { path: self.path.clone(), action, source })
+    }
+
     /// Records a paid request before anything is done with it; finds an earlier record of the same call (the same
     /// authorization) or of the same payment identifier.
+    ///
+    /// One statement when the request is new (the common case): the insert, which the unique call id, authorization
+    /// key and payment identifier turn into a no-op if any of them was recorded before; only then is the earlier
+    /// record looked up, the payment identifier's first (the same identifier with another payment is a conflict).
     pub fn record(&self, r: &PaidRequest) -> Result<Recorded, StoreError> {
+        let auth = serde_json::to_string(&r.authorization).unwrap_or_default();
+        let inserted = self.with("record", |c| {
+            c.prepare_cached(
+                "INSERT INTO requests (call_id, service_id, job_index, inputs, authorization, payment_signature,
+                 payment_id, payload_hash, status, created_at, updated_at, auth_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?9, ?10) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                r.call_id.0.to_be_bytes::<32>().to_vec(),
+                r.service_id.0.cast_signed(),
+                r.job_index,
+                r.inputs.to_vec(),
+                auth,
+                r.payment_signature.to_vec(),
+                r.payment_id,
+                r.payload_hash.to_vec(),
+                now(),
+                auth_key(&r.authorization).to_vec()
+            ])
+        })?;
+        if inserted == 1 {
+            return Ok(Recorded::New);
+        }
         if let Some(id) = &r.payment_id
             && let Some(existing) = self.by_payment_id(id)?
         {
@@ -258,30 +323,50 @@ impl RequestStore {
             }
             return Ok(Recorded::Existing(Box::new(existing)));
         }
-        if let Some(existing) = self.by_authorization(&r.authorization)? {
-            return Ok(Recorded::Existing(Box::new(existing)));
+        match self.by_authorization(&r.authorization)?.or(self.get(r.call_id)?) {
+            Some(existing) => Ok(Recorded::Existing(Box::new(existing))),
+            None => Err(StoreError::Sqlite {
+                path: self.path.clone(),
+                action: "record",
+                source: rusqlite::Error::QueryReturnedNoRows,
+            }),
         }
-        let auth = serde_json::to_string(&r.authorization).unwrap_or_default();
-        self.with("record", |c| {
-            c.execute(
-                "INSERT INTO requests (call_id, service_id, job_index, inputs, authorization, payment_signature,
-                 payment_id, payload_hash, status, created_at, updated_at, auth_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'received', ?9, ?9, ?10)",
-                params![
-                    r.call_id.0.to_be_bytes::<32>().to_vec(),
-                    r.service_id.0.cast_signed(),
-                    r.job_index,
-                    r.inputs.to_vec(),
-                    auth,
-                    r.payment_signature.to_vec(),
-                    r.payment_id,
-                    r.payload_hash.to_vec(),
-                    now(),
-                    auth_key(&r.authorization).to_vec()
-                ],
-            )
-        })?;
-        Ok(Recorded::New)
+    }
+
+    /// Makes the answer of `call` visible to lookups at once, before [`Self::answered`] (run next, on a blocking
+    /// thread, while the answer is sent) has committed it: until then a lookup that finds the call `received` finds
+    /// it answered with this answer, so a client retrying at once gets it, never `request_in_progress`. Memory only:
+    /// if the gateway dies before the write commits, the request is still `received` and a restart answers it again.
+    pub fn answering(&self, call: CallId, response: &str, certificate: &Certificate, signers: &[Address]) {
+        let answer = InFlightAnswer {
+            response: response.to_owned(),
+            certificate: certificate.clone(),
+            signers: signers.to_vec(),
+        };
+        self.in_flight().insert(call.0.to_be_bytes::<32>(), answer);
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], InFlightAnswer>> {
+        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The answer being written for the request in `row`, if it is still `received`.
+    fn in_flight_for(&self, row: Option<&Row>) -> Option<InFlightAnswer> {
+        let row = row.filter(|r| r.status == RequestStatus::Received.as_str())?;
+        self.in_flight().get(row.call_id.as_slice()).cloned()
+    }
+
+    /// `found` as lookups see it: answered with `answer` if that is being written.
+    fn with_answer(mut found: StoredRequest, answer: Option<InFlightAnswer>) -> StoredRequest {
+        if let Some(answer) = answer
+            && found.status == RequestStatus::Received
+        {
+            found.status = RequestStatus::Answered;
+            found.response = Some(answer.response);
+            found.certificate = Some(answer.certificate);
+            found.signers = answer.signers;
+        }
+        found
     }
 
     /// Records the answer: the response body, the certificate and its signers.
@@ -295,22 +380,27 @@ impl RequestStore {
         let cert = serde_json::to_string(certificate).unwrap_or_default();
         let signers = serde_json::to_string(signers).unwrap_or_default();
         self.with("answered", |c| {
-            c.execute(
-                "UPDATE requests SET status = 'answered', response = ?2, certificate = ?3, signers = ?4,
-                 updated_at = ?5 WHERE call_id = ?1 AND status = 'received'",
-                params![call.0.to_be_bytes::<32>().to_vec(), response, cert, signers, now()],
-            )
-            .map(drop)
+            let written = c
+                .prepare_cached(
+                    "UPDATE requests SET status = 'answered', response = ?2, certificate = ?3, signers = ?4,
+                     updated_at = ?5 WHERE call_id = ?1 AND status = 'received'",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![call.0.to_be_bytes::<32>().to_vec(), response, cert, signers, now()])
+                });
+            // Committed (or failed: then a restart answers it again); lookups read the row from now on.
+            self.in_flight().remove(&call.0.to_be_bytes::<32>());
+            written.map(drop)
         })
     }
 
     /// Sets the status (and an error) of `call`.
     pub fn set_status(&self, call: CallId, status: RequestStatus, error: Option<&str>) -> Result<(), StoreError> {
         self.with("set status", |c| {
-            c.execute(
+            c.prepare_cached(
                 "UPDATE requests SET status = ?2, error = COALESCE(?3, error), updated_at = ?4 WHERE call_id = ?1",
-                params![call.0.to_be_bytes::<32>().to_vec(), status.as_str(), error, now()],
-            )
+            )?
+            .execute(params![call.0.to_be_bytes::<32>().to_vec(), status.as_str(), error, now()])
             .map(drop)
         })
     }
@@ -339,25 +429,70 @@ impl RequestStore {
         self.query_one("WHERE auth_key = ?1", auth_key(auth).to_vec())
     }
 
+    /// [`Self::by_authorization`] for the paid-call path: read on the reading connection, so that a new payment's
+    /// lookup does not wait for another call's commit in progress (its `fsync`: the answer just sent to the previous
+    /// client, say). A request found still `received` is read again on the writing connection, which waits for a
+    /// write in progress: the call a client retries at once is found `answered`, as [`Self::by_authorization`] finds
+    /// it.
+    pub fn lookup_authorization(&self, auth: &TransferAuthorization) -> Result<Option<StoredRequest>, StoreError> {
+        let key = auth_key(auth).to_vec();
+        let row = self.read("get", |c| {
+            c.prepare_cached(&format!("{COLUMNS} WHERE auth_key = ?1"))?.query_row(params![key], Row::read).optional()
+        })?;
+        match row.map(|r| r.parse(&self.path)).transpose()? {
+            // Committed since, or its answer is being written: the writing connection's lookup tells.
+            Some(found) if found.status == RequestStatus::Received => self.by_authorization(auth),
+            found => Ok(found),
+        }
+    }
+
     /// The request with payment identifier `id`.
     pub fn by_payment_id(&self, id: &str) -> Result<Option<StoredRequest>, StoreError> {
         self.query_one("WHERE payment_id = ?1", id.to_owned())
     }
 
-    /// Requests with `status`, oldest first, at most `limit`.
+    /// Requests with `status`, oldest first, at most `limit` (waits for a write in progress, as every lookup).
     pub fn with_status(&self, status: RequestStatus, limit: usize) -> Result<Vec<StoredRequest>, StoreError> {
-        let rows = self.with("list", |c| {
-            let mut st = c.prepare(&format!("{COLUMNS} WHERE status = ?1 ORDER BY created_at, rowid LIMIT ?2"))?;
+        self.list_with_status(status, limit, false)
+    }
+
+    /// [`Self::with_status`] on the reading connection: the committed requests, without waiting for a write in
+    /// progress. For the settlement batcher's listing every 200 ms (up to 4 × `max_batch` rows): it no longer holds
+    /// the paid calls' writes and lookups up; a call whose answer is being committed is in its next listing.
+    pub(crate) fn committed_with_status(
+        &self,
+        status: RequestStatus,
+        limit: usize,
+    ) -> Result<Vec<StoredRequest>, StoreError> {
+        self.list_with_status(status, limit, true)
+    }
+
+    fn list_with_status(
+        &self,
+        status: RequestStatus,
+        limit: usize,
+        reader: bool,
+    ) -> Result<Vec<StoredRequest>, StoreError> {
+        let list = |c: &Connection| {
+            let mut st =
+                c.prepare_cached(&format!("{COLUMNS} WHERE status = ?1 ORDER BY created_at, rowid LIMIT ?2"))?;
             st.query_map(params![status.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)], Row::read)?
                 .collect::<Result<Vec<_>, _>>()
-        })?;
+        };
+        let rows = if reader { self.read("list", list)? } else { self.with("list", |c| list(c))? };
         rows.into_iter().map(|r| r.parse(&self.path)).collect()
     }
 
     fn query_one<P: rusqlite::ToSql>(&self, filter: &str, param: P) -> Result<Option<StoredRequest>, StoreError> {
-        let row =
-            self.with("get", |c| c.query_row(&format!("{COLUMNS} {filter}"), params![param], Row::read).optional())?;
-        row.map(|r| r.parse(&self.path)).transpose()
+        // On the writing connection: a lookup waits for a commit in progress (the answer of the call a client
+        // retries at once is found `answered`, not `received`).
+        let (row, answer) = self.with("get", |c| {
+            let row =
+                c.prepare_cached(&format!("{COLUMNS} {filter}"))?.query_row(params![param], Row::read).optional()?;
+            let answer = self.in_flight_for(row.as_ref());
+            Ok((row, answer))
+        })?;
+        Ok(row.map(|r| r.parse(&self.path)).transpose()?.map(|found| Self::with_answer(found, answer)))
     }
 }
 
@@ -637,7 +772,7 @@ impl RequestStore {
 
     fn evidence_where(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<Evidence>, StoreError> {
         let rows = self.with("list evidence", |c| {
-            let mut st = c.prepare(&format!("{EVIDENCE_COLUMNS} {filter}"))?;
+            let mut st = c.prepare_cached(&format!("{EVIDENCE_COLUMNS} {filter}"))?;
             st.query_map(params, EvidenceRow::read)?.collect::<Result<Vec<_>, _>>()
         })?;
         rows.into_iter().map(|r| r.parse(&self.path)).collect()
@@ -851,7 +986,7 @@ impl RequestStore {
         params: impl rusqlite::Params,
     ) -> Result<Vec<CommitmentEvidence>, StoreError> {
         let rows = self.with("list commitment evidence", |c| {
-            let mut st = c.prepare(&format!("{COMMITMENT_EVIDENCE_COLUMNS} {filter}"))?;
+            let mut st = c.prepare_cached(&format!("{COMMITMENT_EVIDENCE_COLUMNS} {filter}"))?;
             st.query_map(params, CommitmentEvidenceRow::read)?.collect::<Result<Vec<_>, _>>()
         })?;
         rows.into_iter().map(|r| r.parse(&self.path)).collect()
@@ -967,6 +1102,56 @@ mod tests {
         assert_eq!(store.with_status(RequestStatus::Received, 10)?.len(), 1);
         store.set_status(request(1).call_id, RequestStatus::Failed, Some("no quorum"))?;
         assert_eq!(store.get(request(1).call_id)?.ok_or("stored")?.error.as_deref(), Some("no quorum"));
+        Ok(())
+    }
+
+    #[test]
+    fn an_answer_being_written_is_found_answered() -> Result<(), Box<dyn std::error::Error>> {
+        use vouch_primitives::CERTIFICATE_VERSION;
+        let dir = tempfile::tempdir()?;
+        let store = RequestStore::open(&dir.path().join("gateway.sqlite"))?;
+        let r = request(1);
+        store.record(&r)?;
+        let certificate = Certificate {
+            version: CERTIFICATE_VERSION,
+            chain_id: 31337,
+            protocol: Address::repeat_byte(5),
+            service_id: 1,
+            call_id: r.call_id.0,
+            inputs_hash: B256::repeat_byte(3),
+            result_hash: B256::repeat_byte(4),
+            signer_bitmap: U256::from(7),
+            signature: Bytes::from_static(&[9; 256]),
+            batch: None,
+            key_set: None,
+            stake_at_risk: None,
+        };
+        let signers = [Address::repeat_byte(0xaa)];
+        store.answering(r.call_id, r#"{"output":1}"#, &certificate, &signers);
+        // Not committed yet: the row is `received`, every lookup but the listings finds it answered.
+        assert_eq!(store.with_status(RequestStatus::Received, 10)?.len(), 1);
+        for found in [
+            store.get(r.call_id)?,
+            store.by_authorization(&r.authorization)?,
+            store.lookup_authorization(&r.authorization)?,
+        ] {
+            let found = found.ok_or("found")?;
+            assert_eq!(found.status, RequestStatus::Answered);
+            assert_eq!(found.response.as_deref(), Some(r#"{"output":1}"#));
+            assert_eq!(found.certificate.as_ref(), Some(&certificate));
+            assert_eq!(found.signers, signers);
+        }
+        store.answered(r.call_id, r#"{"output":1}"#, &certificate, &signers)?;
+        assert!(store.in_flight().is_empty());
+        assert_eq!(store.with_status(RequestStatus::Answered, 10)?.len(), 1);
+        let found = store.lookup_authorization(&r.authorization)?.ok_or("found")?;
+        assert_eq!((found.status, found.response.as_deref()), (RequestStatus::Answered, Some(r#"{"output":1}"#)));
+        // Another call still in progress is found `received`.
+        store.record(&request(2))?;
+        assert_eq!(
+            store.lookup_authorization(&request(2).authorization)?.ok_or("found")?.status,
+            RequestStatus::Received
+        );
         Ok(())
     }
 

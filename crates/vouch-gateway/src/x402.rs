@@ -30,7 +30,7 @@ pub use facilitator::{
     FacilitatorState, FacilitatorWallet, SETTLE_RECEIPT_TIMEOUT, SettleResponse, SupportedKind, SupportedResponse,
     VerifyResponse, facilitator_router,
 };
-pub use verify::{Offer, match_accepted, verify, verify_offline};
+pub use verify::{Offer, match_accepted, verify, verify_chain_state, verify_offline};
 pub use wire::{
     ExactPayload, PAYMENT_ID_MAX_LEN, PAYMENT_ID_MIN_LEN, PAYMENT_IDENTIFIER, PaymentPayload, PaymentRequired,
     PaymentRequirements, ResourceInfo, SettlementResponse, chain_id_of, decode_header, decode_payment_signature,

@@ -1,11 +1,20 @@
 //! [`Offer`] (what a paid resource accepts) and [`verify`] (whether a payment pays it).
 
 use alloy::{
-    primitives::{Address, U256},
+    eips::BlockId,
+    primitives::{Address, Bytes, U256},
     providers::Provider,
+    rpc::{
+        client::BatchRequest,
+        types::{TransactionInput, TransactionRequest},
+    },
+    sol_types::SolCall as _,
 };
+use futures_util::future::join;
 use serde_json::{Map, Value, json};
-use vouch_contracts::{PaymentExpectation, TokenDomain, X402_MIN_VALIDITY, check_payment, check_payment_offline};
+use vouch_contracts::{
+    PaymentError, PaymentExpectation, TokenDomain, VouchUSD, X402_MIN_VALIDITY, check_payment, check_payment_offline,
+};
 
 use super::{
     SCHEME_EXACT, X402_VERSION, X402Error, codes,
@@ -162,16 +171,94 @@ pub async fn verify<P: Provider>(
     now: u64,
 ) -> Result<Address, X402Error> {
     if offer.chain_id != offer.token.chain_id {
-        return Err(X402Error {
-            status: 500,
-            code: codes::UNEXPECTED_VERIFY_ERROR,
-            message: format!(
-                "misconfigured offer: chain {} but its token's domain is on chain {}",
-                offer.chain_id, offer.token.chain_id
-            ),
-        });
+        return Err(misconfigured(offer));
     }
     verify_requirements(provider, &offer.token, &offer.requirements(), payload, now).await
+}
+
+/// The chain half of [`verify`] for a payment that passed [`verify_offline`] (which recovered the EOA signature and
+/// checked version, `accepted`, token domain, recipient, window and amount): the offer's chain is its token's, the
+/// nonce is unused on the token and the payer holds the amount — both read at once at the latest block, judged in
+/// the reference order (the nonce first), with [`verify`]'s errors. [`verify_offline`] then this is [`verify`] for
+/// an EOA's payment, with the signature recovered once instead of twice. A payment that failed [`verify_offline`]
+/// (an ERC-1271 wallet's) needs [`verify`].
+pub async fn verify_chain_state<P: Provider>(
+    provider: &P,
+    offer: &Offer,
+    payload: &PaymentPayload,
+) -> Result<Address, X402Error> {
+    if offer.chain_id != offer.token.chain_id {
+        return Err(misconfigured(offer));
+    }
+    let auth = &payload.payload.authorization;
+    let token = offer.token.token;
+    let rpc =
+        |what: &str, e: &dyn std::fmt::Display| X402Error::from(PaymentError::Rpc(format!("{token}.{what}(): {e}")));
+    // Both reads in one JSON-RPC batch (one HTTP round trip, one request for the node to serve); an endpoint that
+    // does not take batches gets them as two requests at once.
+    let (used, balance) = match read_state_batched(provider, token, auth).await {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::debug!(error = %e, "the payment's chain reads as a JSON-RPC batch failed; reading them one by one");
+            let usd = VouchUSD::new(token, provider);
+            let used_call = usd.authorizationState(auth.from, auth.nonce);
+            let balance_call = usd.balanceOf(auth.from);
+            let (used, balance) = join(used_call.call().into_future(), balance_call.call().into_future()).await;
+            (used.map_err(|e| e.to_string()), balance.map_err(|e| e.to_string()))
+        }
+    };
+    // The nonce is judged first, as the reference facilitator does.
+    if used.map_err(|e| rpc("authorizationState", &e))? {
+        return Err(PaymentError::NonceAlreadyUsed { from: auth.from, nonce: auth.nonce }.into());
+    }
+    let balance = balance.map_err(|e| rpc("balanceOf", &e))?;
+    if balance < auth.value {
+        return Err(PaymentError::InsufficientBalance { from: auth.from, balance, needed: auth.value }.into());
+    }
+    Ok(auth.from)
+}
+
+/// `token.authorizationState(from, nonce)` and `token.balanceOf(from)` at the latest block, as one JSON-RPC batch;
+/// `Err` if the batch failed (or both reads did), else each read's result.
+async fn read_state_batched<P: Provider>(
+    provider: &P,
+    token: Address,
+    auth: &vouch_primitives::x402::TransferAuthorization,
+) -> Result<(Result<bool, String>, Result<U256, String>), String> {
+    let eth_call = |input: Vec<u8>| {
+        (TransactionRequest::default().to(token).input(TransactionInput::new(input.into())), BlockId::latest())
+    };
+    let used_call = VouchUSD::authorizationStateCall { authorizer: auth.from, nonce: auth.nonce };
+    let balance_call = VouchUSD::balanceOfCall { account: auth.from };
+    let mut batch = BatchRequest::new(provider.client());
+    let used = batch.add_call::<_, Bytes>("eth_call", &eth_call(used_call.abi_encode())).map_err(|e| e.to_string())?;
+    let balance =
+        batch.add_call::<_, Bytes>("eth_call", &eth_call(balance_call.abi_encode())).map_err(|e| e.to_string())?;
+    let sent = batch.send().await;
+    let (used, balance) = join(used, balance).await;
+    sent.map_err(|e| e.to_string())?;
+    let used = used
+        .map_err(|e| e.to_string())
+        .and_then(|r: Bytes| VouchUSD::authorizationStateCall::abi_decode_returns(&r).map_err(|e| e.to_string()));
+    let balance = balance
+        .map_err(|e| e.to_string())
+        .and_then(|r: Bytes| VouchUSD::balanceOfCall::abi_decode_returns(&r).map_err(|e| e.to_string()));
+    match (used, balance) {
+        // Both failed: most likely the batch itself (an endpoint answering a batch with one error).
+        (Err(used), Err(_)) => Err(used),
+        read => Ok(read),
+    }
+}
+
+fn misconfigured(offer: &Offer) -> X402Error {
+    X402Error {
+        status: 500,
+        code: codes::UNEXPECTED_VERIFY_ERROR,
+        message: format!(
+            "misconfigured offer: chain {} but its token's domain is on chain {}",
+            offer.chain_id, offer.token.chain_id
+        ),
+    }
 }
 
 /// Everything [`verify`] checks that needs no chain read: version, `accepted`, the token domain, and the
