@@ -6,7 +6,9 @@
 //!
 //! 1. takes the oldest unsettled calls and picks one service whose calls are due: `max_batch` of them wait, the
 //!    oldest has waited `max_delay`, or an authorization is about to expire;
-//! 2. drops, before anything is signed, every call that can no longer be collected, marking it *unpayable* (never
+//! 2. in order of expiry (the authorization that lapses first goes first), and only as many calls as the batch takes
+//!    (plus those dropped on the way, so that a backlog does not cost its chain reads several times per settled call),
+//!    drops, before anything is signed, every call that can no longer be collected, marking it *unpayable* (never
 //!    charged): an authorization that expires within the validity margin, was used outside the protocol (front-run to
 //!    the token, cancelled, or opened as an escrowed call with `openPaidCall`), fails its EIP-3009 checks, or whose
 //!    payer's balance no longer covers it. An authorization already collected by an earlier paid batch stays in: the
@@ -484,49 +486,36 @@ impl<S: SettlementStore> SettlementBatcher<S> {
             return Ok(None);
         }
 
-        // 1. Drop what can no longer be collected, before anything is signed.
+        // 1–2. In order of expiry (the authorization that lapses first goes first), a batch's worth of calls at a
+        // time: drop what can no longer be collected, before anything is signed, and keep the calls whose signers,
+        // together, still reach the quorum. Only as many calls are checked as the batch can take (plus the ones
+        // dropped on the way): under a backlog, checking the whole window each round would cost its chain reads
+        // several times per settled call.
+        let mut calls = calls;
+        calls.sort_by_key(|p| p.authorization.valid_before);
         let domain = self.token().await?;
-        // Indices, not references, into the stream: its closure must not be higher-ranked over a lifetime (the
-        // future stays `Send` for `tokio::spawn`).
-        let calls_ref = &calls;
-        let view_ref = &*view;
-        let verdicts: Vec<Result<Verdict, SettlementError>> = stream::iter(0..calls.len())
-            .map(|i| self.check(service, view_ref, domain, &calls_ref[i], now))
-            .buffered(CHECK_CONCURRENCY)
-            .collect()
-            .await;
-        let mut unpayable = Vec::new();
-        let mut candidates: Vec<(PendingSettlement, bool)> = Vec::new();
-        for (p, verdict) in calls.into_iter().zip(verdicts) {
-            match verdict? {
-                Verdict::Collect => candidates.push((p, true)),
-                Verdict::Collected => candidates.push((p, false)),
-                Verdict::Unpayable(reason) => unpayable.push((p.call_id, reason)),
-                Verdict::Later => {}
-            }
-        }
-        let over = self.over_balance(domain, &candidates).await?;
-        candidates.retain(|(p, _)| !over.iter().any(|(c, _)| *c == p.call_id));
-        unpayable.extend(over);
-        self.mark_unpayable(unpayable).await?;
-
-        // 2. Calls whose signers, together, still reach the quorum.
         let mut memo = HashMap::new();
         let mut chosen: Vec<(PendingSettlement, bool)> = Vec::new();
         let mut common = U256::ZERO;
-        for (p, collect) in candidates {
-            if chosen.len() == self.max_batch() {
-                break;
-            }
-            let own = p.signers.iter().filter_map(|s| view.slot_of(*s)).fold(U256::ZERO, |b, slot| b | bit(slot));
-            let next = if chosen.is_empty() { own } else { common & own };
-            if self.quorum(service, next, &mut memo).await? {
-                common = next;
-                chosen.push((p, collect));
-            } else {
-                tracing::debug!(call = %p.call_id, "its signers and the batch's have no quorum together; left for another batch");
+        let mut rest = calls.into_iter().peekable();
+        while chosen.len() < self.max_batch() && rest.peek().is_some() {
+            let chunk: Vec<PendingSettlement> = rest.by_ref().take(self.max_batch() - chosen.len()).collect();
+            for (p, collect) in self.screen(service, &view, domain, chunk, now).await? {
+                let own = p.signers.iter().filter_map(|s| view.slot_of(*s)).fold(U256::ZERO, |b, slot| b | bit(slot));
+                let next = if chosen.is_empty() { own } else { common & own };
+                if self.quorum(service, next, &mut memo).await? {
+                    common = next;
+                    chosen.push((p, collect));
+                } else {
+                    tracing::debug!(call = %p.call_id, "its signers and the batch's have no quorum together; left for another batch");
+                }
             }
         }
+        // A payer whose balance does not cover all of its calls in the batch: the calls beyond it are unpayable.
+        // Dropping calls keeps `common` a quorum inside every remaining call's signers.
+        let over = self.over_balance(domain, &chosen).await?;
+        chosen.retain(|(p, _)| !over.iter().any(|(c, _)| *c == p.call_id));
+        self.mark_unpayable(over).await?;
         if chosen.is_empty() {
             return Ok(None);
         }
@@ -571,6 +560,39 @@ impl<S: SettlementStore> SettlementBatcher<S> {
 
         // 4. Settle.
         self.submit(service, &chosen, bitmap, Bytes::from(aggregate.to_eip2537().to_vec())).await
+    }
+
+    /// Checks `calls` (at most [`CHECK_CONCURRENCY`] at once), marks the ones that can never be collected unpayable,
+    /// and returns the others that can go in a batch now, in order, each with whether its authorization is still to
+    /// collect (`false`: an earlier paid batch collected it; the contract skips it).
+    async fn screen(
+        &self,
+        service: ServiceId,
+        view: &ServiceView,
+        domain: &TokenDomain,
+        calls: Vec<PendingSettlement>,
+        now: u64,
+    ) -> Result<Vec<(PendingSettlement, bool)>, SettlementError> {
+        // Indices, not references, into the stream: its closure must not be higher-ranked over a lifetime (the
+        // future stays `Send` for `tokio::spawn`).
+        let calls_ref = &calls;
+        let verdicts: Vec<Result<Verdict, SettlementError>> = stream::iter(0..calls.len())
+            .map(|i| self.check(service, view, domain, &calls_ref[i], now))
+            .buffered(CHECK_CONCURRENCY)
+            .collect()
+            .await;
+        let mut unpayable = Vec::new();
+        let mut candidates = Vec::new();
+        for (p, verdict) in calls.into_iter().zip(verdicts) {
+            match verdict? {
+                Verdict::Collect => candidates.push((p, true)),
+                Verdict::Collected => candidates.push((p, false)),
+                Verdict::Unpayable(reason) => unpayable.push((p.call_id, reason)),
+                Verdict::Later => {}
+            }
+        }
+        self.mark_unpayable(unpayable).await?;
+        Ok(candidates)
     }
 
     /// The checks of one call (chain reads at the latest block).

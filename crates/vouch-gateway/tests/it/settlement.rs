@@ -248,5 +248,31 @@ async fn five_x402_calls_settle_in_one_batch_once_and_unusable_authorizations_ar
         other => panic!("front-run call: {other:?}"),
     }
     assert_eq!(store.unsettled_count(), 0);
+
+    // A backlog larger than a batch: the authorization that lapses first goes first, and a round checks only the
+    // calls its batch takes (a call beyond them — here one that can never be collected — waits for its turn).
+    let gas = devnet.new_account(&Funding { eth: U256::from(10u64).pow(U256::from(19)), ..Funding::default() }).await?;
+    let small = BatcherConfig { max_batch: 2, ..config };
+    let batcher =
+        SettlementBatcher::new(read.clone(), wallet_provider(devnet.rpc_url(), gas)?, book, store.clone(), small);
+    let now = vouch_contracts::chain_now(&read).await?;
+    let mut backlog = Vec::new();
+    for i in 0..3 {
+        backlog.push(paid_call(&net, &domain, &format!("backlog {i}"), far).await?);
+    }
+    let sooner = paid_call(&net, &domain, "lapses first", U256::from(now + 3_600)).await?;
+    let mut cancelled = paid_call(&net, &domain, "never collectable", far).await?;
+    cancelled.payment_signature = Bytes::from(vec![0u8; 65]);
+    for p in backlog.iter().chain([&sooner, &cancelled]) {
+        store.insert(p.clone());
+    }
+    let first = batcher.settle_once().await?.ok_or("nothing settled from the backlog")?;
+    assert_eq!(first.calls, vec![sooner.call_id, backlog[0].call_id], "earliest expiry first, then oldest");
+    assert_eq!(store.state(cancelled.call_id), Some(SettlementState::Unsettled), "not checked before its turn");
+    let second = batcher.settle_once().await?.ok_or("second batch")?;
+    assert_eq!(second.calls, vec![backlog[1].call_id, backlog[2].call_id]);
+    assert_eq!(batcher.settle_once().await?, None, "only the bad call is left, and it is dropped");
+    assert!(matches!(store.state(cancelled.call_id), Some(SettlementState::Unpayable { .. })));
+    assert_eq!(store.unsettled_count(), 0);
     Ok(())
 }
