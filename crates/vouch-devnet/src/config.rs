@@ -113,8 +113,8 @@ pub struct BlueprintConfig {
 }
 
 impl Default for BlueprintConfig {
-    /// The demo blueprint: `echo` (0.01 vUSD, 10 minutes) and `sha256` (0.05 vUSD, 1 hour); quorum 6,667 bps of stake
-    /// and at least 2 signers; developer fee 10%; slashes of 10% (equivocation), 5% (deviation) and 1% (missed
+    /// The demo blueprint: `echo` (0.01 vUSD, 10 minutes) and `hash` (keccak256; 0.05 vUSD, 1 hour); quorum 6,667 bps
+    /// of stake and at least 2 signers; developer fee 10%; slashes of 10% (equivocation), 5% (deviation) and 1% (missed
     /// deadline), each split 25% to the payer, 25% to the reporter, the rest burned; a 1-day dispute window (well below
     /// the 14-day unbonding delay); jail after 3 misses.
     ///
@@ -123,7 +123,7 @@ impl Default for BlueprintConfig {
     fn default() -> Self {
         Self {
             name: "vouch-devnet-demo".into(),
-            jobs: vec![JobConfig::new("echo", 10_000, 600), JobConfig::new("sha256", 50_000, 3_600)],
+            jobs: vec![JobConfig::new("echo", 10_000, 600), JobConfig::new("hash", 50_000, 3_600)],
             policy: Policy {
                 quorumBps: 6_667,
                 minSigners: 2,

@@ -4,7 +4,7 @@
 //! precompiles), deploys the protocol with [`vouch_contracts::deploy`], and then sets up, with real transactions:
 //!
 //! - the **deployer**: anvil's development account 0, owner (minter) of the dev tokens and the protocol's treasury;
-//! - the **developer**: owns the demo blueprint (jobs `echo` and `sha256`, priced in Vouch USD) and earns its
+//! - the **developer**: owns the demo blueprint (jobs `echo` and `hash` (keccak256), priced in Vouch USD) and earns its
 //!   developer fee;
 //! - the **customer**: holds Vouch USD, owns the service and pays for calls;
 //! - **N operators** (default 3): each a fresh transaction key and BLS key, funded with ETH and stake tokens, the BLS
