@@ -384,72 +384,109 @@ fn import_records(
     records: &[Record],
     commitments: &[CommitmentRecord],
 ) -> Result<ImportSummary, GuardError> {
-    let sql = |action: &'static str| move |e| GuardError::sqlite(path, action, e);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(sql("beginning the import"))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(|e| GuardError::sqlite(path, "beginning the import", e))?;
     let mut summary = ImportSummary::default();
-    {
-        let mut select = tx.prepare_cached(SELECT_RECORD).map_err(sql("preparing the import"))?;
-        let mut insert = tx.prepare_cached(INSERT_RECORD).map_err(sql("preparing the import"))?;
-        for record in records {
-            let entry = &record.entry;
-            let key = call_key(entry.service_id, entry.call_id);
-            let recorded = select
-                .query_row(key, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                .optional()
-                .map_err(sql("reading a record"))?;
-            match recorded {
-                None => {
-                    insert
-                        .execute((
-                            key.0,
-                            key.1.as_slice(),
-                            entry.inputs_hash.as_slice(),
-                            entry.result_hash.as_slice(),
-                            record.signature.to_compressed().as_slice(),
-                            u64_to_sql(record.signed_at),
-                        ))
-                        .map_err(sql("importing a record"))?;
-                    summary.imported += 1;
-                }
-                Some((inputs, result)) => match compare(path, entry, &inputs, &result) {
-                    Ok(()) => summary.identical += 1,
-                    Err(GuardError::Refused(not_safe)) => return Err(GuardError::ImportConflict(not_safe)),
-                    Err(other) => return Err(other),
-                },
-            }
-        }
-        let mut select = tx.prepare_cached(SELECT_COMMITMENT).map_err(sql("preparing the import"))?;
-        let mut insert = tx.prepare_cached(INSERT_COMMITMENT).map_err(sql("preparing the import"))?;
-        for commitment in commitments {
-            let entry = &commitment.entry;
-            let key = call_key(entry.service_id, entry.call_id);
-            let recorded = select
-                .query_row(key, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                .optional()
-                .map_err(sql("reading a commitment"))?;
-            match recorded {
-                None => {
-                    insert
-                        .execute((
-                            key.0,
-                            key.1.as_slice(),
-                            entry.inputs_hash.as_slice(),
-                            entry.output_hash.as_slice(),
-                            commitment.output.as_ref(),
-                            commitment.signature.to_compressed().as_slice(),
-                            u64_to_sql(commitment.signed_at),
-                        ))
-                        .map_err(sql("importing a commitment"))?;
-                    summary.imported += 1;
-                }
-                Some((inputs, output)) => match compare_commitment(path, entry, &inputs, &output) {
-                    Ok(()) => summary.identical += 1,
-                    Err(GuardError::Refused(not_safe)) => return Err(GuardError::ImportConflict(not_safe)),
-                    Err(other) => return Err(other),
-                },
-            }
-        }
-    }
-    tx.commit().map_err(sql("committing the import"))?;
+    let results = ImportKind {
+        reading: "reading a record",
+        importing: "importing a record",
+        select: SELECT_RECORD,
+        insert: INSERT_RECORD,
+    };
+    results.import(&tx, path, records, &mut summary, |record, key, insert| {
+        let entry = &record.entry;
+        let row = (key.0, key.1.as_slice(), entry.inputs_hash.as_slice(), entry.result_hash.as_slice());
+        let signature = record.signature.to_compressed();
+        insert.execute((row.0, row.1, row.2, row.3, signature.as_slice(), u64_to_sql(record.signed_at)))
+    })?;
+    let commitment_kind = ImportKind {
+        reading: "reading a commitment",
+        importing: "importing a commitment",
+        select: SELECT_COMMITMENT,
+        insert: INSERT_COMMITMENT,
+    };
+    commitment_kind.import(&tx, path, commitments, &mut summary, |commitment, key, insert| {
+        let entry = &commitment.entry;
+        insert.execute((
+            key.0,
+            key.1.as_slice(),
+            entry.inputs_hash.as_slice(),
+            entry.output_hash.as_slice(),
+            commitment.output.as_ref(),
+            commitment.signature.to_compressed().as_slice(),
+            u64_to_sql(commitment.signed_at),
+        ))
+    })?;
+    tx.commit().map_err(|e| GuardError::sqlite(path, "committing the import", e))?;
     Ok(summary)
+}
+
+/// A guarded row the import knows: results or commitments, one per `(service, call)`.
+trait Imported {
+    /// Its `(service, call)` key.
+    fn key(&self) -> (i64, [u8; 32]);
+    /// Whether the recorded row (inputs hash, result or output hash) is the same signing decision.
+    fn compare(&self, path: &Path, inputs: &[u8], recorded: &[u8]) -> Result<(), GuardError>;
+}
+
+impl Imported for Record {
+    fn key(&self) -> (i64, [u8; 32]) {
+        call_key(self.entry.service_id, self.entry.call_id)
+    }
+    fn compare(&self, path: &Path, inputs: &[u8], recorded: &[u8]) -> Result<(), GuardError> {
+        compare(path, &self.entry, inputs, recorded)
+    }
+}
+
+impl Imported for CommitmentRecord {
+    fn key(&self) -> (i64, [u8; 32]) {
+        call_key(self.entry.service_id, self.entry.call_id)
+    }
+    fn compare(&self, path: &Path, inputs: &[u8], recorded: &[u8]) -> Result<(), GuardError> {
+        compare_commitment(path, &self.entry, inputs, recorded)
+    }
+}
+
+/// The statements of one kind of row: `select` takes the key and returns (inputs hash, result or output hash).
+struct ImportKind {
+    reading: &'static str,
+    importing: &'static str,
+    select: &'static str,
+    insert: &'static str,
+}
+
+impl ImportKind {
+    /// Inserts each of `rows` whose call has none, counts the identical ones, and fails on the first conflict.
+    fn import<T: Imported>(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        path: &Path,
+        rows: &[T],
+        summary: &mut ImportSummary,
+        insert_row: impl Fn(&T, (i64, [u8; 32]), &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<usize>,
+    ) -> Result<(), GuardError> {
+        let sql = |action: &'static str| move |e| GuardError::sqlite(path, action, e);
+        let mut select = tx.prepare_cached(self.select).map_err(sql("preparing the import"))?;
+        let mut insert = tx.prepare_cached(self.insert).map_err(sql("preparing the import"))?;
+        for row in rows {
+            let key = row.key();
+            let recorded = select
+                .query_row(key, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()
+                .map_err(sql(self.reading))?;
+            match recorded {
+                None => {
+                    insert_row(row, key, &mut insert).map_err(sql(self.importing))?;
+                    summary.imported += 1;
+                }
+                Some((inputs, hash)) => match row.compare(path, &inputs, &hash) {
+                    Ok(()) => summary.identical += 1,
+                    Err(GuardError::Refused(not_safe)) => return Err(GuardError::ImportConflict(not_safe)),
+                    Err(other) => return Err(other),
+                },
+            }
+        }
+        Ok(())
+    }
 }

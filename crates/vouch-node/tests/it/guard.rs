@@ -342,6 +342,40 @@ fn conflicting_import_imports_nothing() {
     assert_eq!(guard.get(ServiceId(5), CallId::from(1)).unwrap().unwrap().entry, result_of(1));
 }
 
+/// Commitments (tolerant jobs) travel with the results: imported when new, skipped when identical, and a
+/// different output committed elsewhere for the same call aborts the whole import.
+#[test]
+fn commitments_import_with_the_results_and_conflicts_abort_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sk = operator_key();
+    let inputs = keccak256(b"inputs");
+    let old = initialise(&dir.path().join("old.sqlite"));
+    old.sign(&sk, &[result_of(1)]).unwrap();
+    for call in [1u64, 2] {
+        old.commit(&sk, ServiceId(5), CallId::from(call), inputs, format!("output {call}").into_bytes().into())
+            .unwrap();
+    }
+    let data = old.export().unwrap();
+    assert_eq!(data.commitments.len(), 2);
+
+    let new = initialise(&dir.path().join("new.sqlite"));
+    assert_eq!(new.import(&data).unwrap(), ImportSummary { imported: 3, identical: 0 });
+    assert_eq!(new.import(&data).unwrap(), ImportSummary { imported: 0, identical: 3 });
+    assert_eq!(new.export().unwrap(), data);
+    let recorded = new.get_commitment(ServiceId(5), CallId::from(2)).unwrap().unwrap();
+    assert_eq!(recorded.output.as_ref(), b"output 2");
+
+    // Another node's file: a new call 3, and another output for call 2.
+    let other = initialise(&dir.path().join("other.sqlite"));
+    for (call, output) in [(3u64, "output 3"), (2, "another output")] {
+        other.commit(&sk, ServiceId(5), CallId::from(call), inputs, output.as_bytes().to_vec().into()).unwrap();
+    }
+    let err = new.import(&other.export().unwrap()).unwrap_err();
+    assert!(matches!(err, GuardError::ImportConflict(NotSafe::ConflictingCommitment { .. })), "{err}");
+    assert_eq!(new.get_commitment(ServiceId(5), CallId::from(3)).unwrap(), None, "nothing imported");
+    assert_eq!(new.export().unwrap(), data);
+}
+
 /// Many concurrent requests for distinct calls go through group commit: every one is recorded once and fresh.
 /// (Throughput is measured by `bench/` — `node_pipeline` — never asserted here.)
 #[test]
