@@ -41,15 +41,7 @@ contract CommitmentDeviationTest is SlashingBase {
         uint256 id = slasher.proposeCommitmentDeviation(CALL_SETTLED, op2, 2, c, OUTPUT);
 
         assertEq(id, expectedId, "deterministic id");
-        assertEq(slasher.proposalIdOf(op2, CALL_SETTLED), id, "same id space as proposeDeviation");
-        VouchSlasher.DeviationProposal memory p = slasher.getProposal(id);
-        assertEq(p.operator, op2, "operator");
-        assertEq(p.callId, CALL_SETTLED, "call");
-        assertEq(p.proposer, PROPOSER, "proposer");
-        assertEq(p.executableAt, executableAt, "executableAt");
-        assertTrue(p.status == VouchSlasher.ProposalStatus.Pending, "pending");
-        assertTrue(slasher.isReported(op2, CALL_SETTLED, VouchSlasher.Fault.Deviation), "reported");
-        assertEq(staking.slashCount(), 0, "nothing slashed yet");
+        _assertPendingProposal(id, op2, CALL_SETTLED, PROPOSER, executableAt);
     }
 
     /// @dev End to end: proposed, not executable during the window, then slashed exactly `deviationSlashBps` with the

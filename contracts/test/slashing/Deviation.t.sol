@@ -27,15 +27,7 @@ contract DeviationTest is SlashingBase {
         uint256 id = slasher.proposeDeviation(CALL_SETTLED, op2, 2, s);
 
         assertEq(id, expectedId, "deterministic id");
-        assertEq(slasher.proposalIdOf(op2, CALL_SETTLED), id, "id of");
-        VouchSlasher.DeviationProposal memory p = slasher.getProposal(id);
-        assertEq(p.operator, op2, "operator");
-        assertEq(p.callId, CALL_SETTLED, "call");
-        assertEq(p.proposer, PROPOSER, "proposer");
-        assertEq(p.executableAt, executableAt, "executableAt");
-        assertTrue(p.status == VouchSlasher.ProposalStatus.Pending, "pending");
-        assertTrue(slasher.isReported(op2, CALL_SETTLED, VouchSlasher.Fault.Deviation), "reported");
-        assertEq(staking.slashCount(), 0, "nothing slashed yet");
+        _assertPendingProposal(id, op2, CALL_SETTLED, PROPOSER, executableAt);
     }
 
     function test_ExecuteDeviation_SlashesAfterWindow() external {

@@ -262,4 +262,21 @@ abstract contract SlashingBase is SlashSigner {
         toPayer = amount * payerBps / 10_000;
         toReporter = amount * reporterBps / 10_000;
     }
+
+    /// @dev Proposal `id` is pending against `operator` for `callId`, by `proposer`, executable at `executableAt`, and
+    /// the fault is marked reported with nothing slashed yet.
+    function _assertPendingProposal(uint256 id, address operator, uint256 callId, address proposer, uint64 executableAt)
+        internal
+        view
+    {
+        assertEq(slasher.proposalIdOf(operator, callId), id, "id of");
+        VouchSlasher.DeviationProposal memory p = slasher.getProposal(id);
+        assertEq(p.operator, operator, "operator");
+        assertEq(p.callId, callId, "call");
+        assertEq(p.proposer, proposer, "proposer");
+        assertEq(p.executableAt, executableAt, "executableAt");
+        assertTrue(p.status == VouchSlasher.ProposalStatus.Pending, "pending");
+        assertTrue(slasher.isReported(operator, callId, VouchSlasher.Fault.Deviation), "reported");
+        assertEq(staking.slashCount(), 0, "nothing slashed yet");
+    }
 }
