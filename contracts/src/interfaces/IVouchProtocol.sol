@@ -6,10 +6,22 @@ pragma solidity 0.8.30;
 /// contracts (the slasher, indexers, the Rust bindings) rely on. Implemented by `VouchProtocol`.
 /// @dev Amounts are in the protocol's payment token (an EIP-3009 stablecoin such as USDC or Vouch USD).
 interface IVouchProtocol {
+    /// @notice How a job's operators come to sign one result (docs/design/tolerant-verification.md).
+    /// @dev `Exact`: each operator runs the job and signs its own output; identical outputs aggregate. `Tolerant`:
+    /// each commits to its own output, then endorses a proposed one within its tolerance. `Checked`: one executes, the
+    /// others check its output. The last two need an aggregator (a gateway) to propose the output: an operator cannot
+    /// sign such a call on its own, so missing one is not slashable (`VouchSlasher.reportMissedDeadline`).
+    enum Verification {
+        Exact,
+        Tolerant,
+        Checked
+    }
+
     /// @notice One job of a blueprint.
     struct Job {
         uint128 price; // payment-token units per call
         uint32 deadline; // seconds from opening to the latest settlement
+        Verification verification; // how its operators come to sign one result
     }
 
     /// @notice How certificates are accepted and faults punished for a blueprint.

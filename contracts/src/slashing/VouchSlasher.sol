@@ -393,6 +393,13 @@ contract VouchSlasher is ReentrancyGuardTransient {
     /// @param callId The x402 call.
     error MissNotProvable(uint256 callId);
 
+    /// @notice The call's job is tolerant or checked: its operators sign only what an aggregator proposes (they endorse
+    /// an output, or check an executor's), so one that did not sign may never have been asked, and a call nobody
+    /// aggregated is missed by all. Only exact jobs, which each operator can run and sign alone, can be missed.
+    /// @param callId The call.
+    /// @param verification Its job's verification mode.
+    error MissNotProvableForJob(uint256 callId, IVouchProtocol.Verification verification);
+
     /// @notice Missed-deadline reports wait until the operator's alibi window has ended.
     /// @param callId The call.
     /// @param alibiUntil Last second of the window (settlement time, or the deadline of a refunded call, plus the
@@ -674,12 +681,25 @@ contract VouchSlasher is ReentrancyGuardTransient {
         emit AlibiPresented(operator, callId, msg.sender);
     }
 
+    /// @dev The policy of blueprint `blueprintId`; reverts `MissNotProvableForJob` unless its job `jobIndex` (of call
+    /// `callId`) is exact.
+    function _exactJobPolicy(uint256 callId, uint8 jobIndex, uint64 blueprintId)
+        private
+        view
+        returns (IVouchProtocol.Policy memory)
+    {
+        IVouchProtocol.Blueprint memory blueprint = PROTOCOL.getBlueprint(blueprintId);
+        IVouchProtocol.Verification verification = blueprint.jobs[jobIndex].verification;
+        if (verification != IVouchProtocol.Verification.Exact) revert MissNotProvableForJob(callId, verification);
+        return blueprint.policy;
+    }
+
     /// @notice Reports that `operator` did not sign `callJob` call `callId` in time: the call was refunded (nobody certified it)
     /// or settled without the operator's bit, and no alibi was presented within the blueprint's dispute window after
     /// the settlement (or after the deadline of a refunded call). Slashes `missedDeadlineSlashBps` (payer and reporter
     /// shares, rest burned), counts the miss and jails the operator for `JAIL_DURATION` when its misses in this
     /// blueprint since its last jailing for them reach the blueprint's `jailAfterMisses` (0 = never). x402 calls are
-    /// refused (`MissNotProvable`).
+    /// refused (`MissNotProvable`), and so are calls of tolerant or checked jobs (`MissNotProvableForJob`).
     /// @param callId The call.
     /// @param operator The operator.
     /// @param slot The operator's slot in the call's service (its bit in the signer bitmap).
@@ -705,7 +725,7 @@ contract VouchSlasher is ReentrancyGuardTransient {
         if (call.status == IVouchProtocol.CallStatus.Settled && (call.signerBitmap >> slot) & 1 == 1) {
             revert OperatorSigned(callId, operator, slot);
         }
-        IVouchProtocol.Policy memory policy = PROTOCOL.getBlueprint(service.blueprintId).policy;
+        IVouchProtocol.Policy memory policy = _exactJobPolicy(callId, call.jobIndex, service.blueprintId);
         _requireAlibiWindowOver(callId, call, policy.disputeWindow);
 
         _reported[operator][callId] |= flag;

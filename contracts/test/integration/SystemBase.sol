@@ -290,8 +290,10 @@ abstract contract SystemBase is SlashSigner {
 
     function _jobs() internal pure returns (IVouchProtocol.Job[] memory jobs) {
         jobs = new IVouchProtocol.Job[](2);
-        jobs[0] = IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE0});
-        jobs[1] = IVouchProtocol.Job({price: PRICE1, deadline: DEADLINE1});
+        jobs[0] =
+            IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE0, verification: IVouchProtocol.Verification.Exact});
+        jobs[1] =
+            IVouchProtocol.Job({price: PRICE1, deadline: DEADLINE1, verification: IVouchProtocol.Verification.Exact});
     }
 
     function _policy() internal pure returns (IVouchProtocol.Policy memory) {

@@ -1046,8 +1046,10 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
     /// longer verifies (so a submitter cannot move a certified result to another job, or past that job's hooks).
     function test_RevertWhen_CertificateOverRelabelledJob() external {
         IVouchProtocol.Job[] memory jobs = new IVouchProtocol.Job[](2);
-        jobs[0] = IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE0});
-        jobs[1] = IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE1});
+        jobs[0] =
+            IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE0, verification: IVouchProtocol.Verification.Exact});
+        jobs[1] =
+            IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE1, verification: IVouchProtocol.Verification.Exact});
         vm.prank(developer);
         uint64 bp = protocol.createBlueprint("ipfs://same-price", bytes32(0), jobs, _policy(), address(0), address(0));
         uint64 id = _activeService(bp, 3, true);
@@ -1233,8 +1235,10 @@ contract PaidBatchTest is ProtocolBase, VouchProtocolEvents {
         protocol = new VouchProtocol(IERC20(address(token)), staking, registry, treasury, c.protocolFeeBps);
         staking.setProtocol(address(protocol));
         IVouchProtocol.Job[] memory jobs = new IVouchProtocol.Job[](2);
-        jobs[0] = IVouchProtocol.Job({price: c.price0, deadline: DEADLINE0});
-        jobs[1] = IVouchProtocol.Job({price: c.price1, deadline: DEADLINE1});
+        jobs[0] =
+            IVouchProtocol.Job({price: c.price0, deadline: DEADLINE0, verification: IVouchProtocol.Verification.Exact});
+        jobs[1] =
+            IVouchProtocol.Job({price: c.price1, deadline: DEADLINE1, verification: IVouchProtocol.Verification.Exact});
         IVouchProtocol.Policy memory policy = _policy();
         policy.developerFeeBps = c.developerFeeBps;
         vm.prank(developer);

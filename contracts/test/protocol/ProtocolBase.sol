@@ -90,8 +90,10 @@ abstract contract ProtocolBase is VectorTest {
     /// @dev The fixture's jobs.
     function _jobs() internal pure returns (IVouchProtocol.Job[] memory jobs) {
         jobs = new IVouchProtocol.Job[](2);
-        jobs[0] = IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE0});
-        jobs[1] = IVouchProtocol.Job({price: PRICE1, deadline: DEADLINE1});
+        jobs[0] =
+            IVouchProtocol.Job({price: PRICE0, deadline: DEADLINE0, verification: IVouchProtocol.Verification.Exact});
+        jobs[1] =
+            IVouchProtocol.Job({price: PRICE1, deadline: DEADLINE1, verification: IVouchProtocol.Verification.Exact});
     }
 
     /// @dev The fixture's policy: 2/3 of stake and 2 signers, 10% developer fee.

@@ -99,7 +99,9 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         IVouchProtocol.Job[] memory jobs = new IVouchProtocol.Job[](32);
         for (uint256 i; i < 32; ++i) {
             jobs[i] = IVouchProtocol.Job({
-                price: i % 2 == 0 ? uint96(1) : type(uint96).max, deadline: i % 2 == 0 ? uint32(60) : uint32(7 days)
+                price: i % 2 == 0 ? uint96(1) : type(uint96).max,
+                deadline: i % 2 == 0 ? uint32(60) : uint32(7 days),
+                verification: IVouchProtocol.Verification(i % 3)
             });
         }
         IVouchProtocol.Policy memory policy = _policy();
@@ -583,6 +585,24 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
         vm.expectRevert(); // ERC20InsufficientAllowance from the token
         vm.prank(stranger);
         protocol.callJob(serviceId, 0, "");
+    }
+
+    /// @dev Each job's verification mode is stored with it; both payment paths open calls of every mode (misses of
+    /// tolerant and checked jobs are not slashable: `VouchSlasher.MissNotProvableForJob`).
+    function test_CreateBlueprint_StoresEachJobsVerification() external {
+        IVouchProtocol.Job[] memory jobs = _jobs();
+        jobs[0].verification = IVouchProtocol.Verification.Tolerant;
+        jobs[1].verification = IVouchProtocol.Verification.Checked;
+        vm.prank(developer);
+        uint64 bp = protocol.createBlueprint("", bytes32(0), jobs, _policy(), address(0), address(0));
+        IVouchProtocol.Job[] memory stored = protocol.getBlueprint(bp).jobs;
+        assertTrue(stored[0].verification == IVouchProtocol.Verification.Tolerant, "tolerant");
+        assertTrue(stored[1].verification == IVouchProtocol.Verification.Checked, "checked");
+        uint64 id = _activeService(bp, 3, true);
+        uint256 onChain = _call(id, 0);
+        uint256 paid = protocol.openPaidCall(_paidCall(id, 1));
+        assertTrue(protocol.getCall(onChain).status == IVouchProtocol.CallStatus.Open, "callJob");
+        assertTrue(protocol.getCall(paid).status == IVouchProtocol.CallStatus.Open, "openPaidCall");
     }
 
     function test_RevertWhen_HooksRefuseJobCall() external {
@@ -1398,7 +1418,7 @@ contract VouchProtocolTest is ProtocolBase, VouchProtocolEvents {
             staking.setOperator(keys[i].operator, bound(stakes[i], 1e18, 1e21), commissions[i]);
         }
         IVouchProtocol.Job[] memory jobs = new IVouchProtocol.Job[](1);
-        jobs[0] = IVouchProtocol.Job({price: price, deadline: 600});
+        jobs[0] = IVouchProtocol.Job({price: price, deadline: 600, verification: IVouchProtocol.Verification.Exact});
         IVouchProtocol.Policy memory policy = _policy();
         policy.developerFeeBps = developerFeeBps;
         policy.quorumBps = 1;

@@ -425,6 +425,41 @@ contract MissedDeadlineTest is SlashingBase {
         slasher.reportMissedDeadline(CALL_SETTLED, op1, 1);
     }
 
+    /// @dev A tolerant or checked job's operators sign only what an aggregator proposes: a refunded call of one (opened
+    /// with `callJob`, which no operator can sign alone) must not let anyone slash them all.
+    function test_RevertWhen_ReportMissedDeadline_NotAnExactJob() external {
+        // Blueprint 9 (service 9, the same three operators): job 0 exact, job 1 tolerant, job 2 checked.
+        IVouchProtocol.Verification[2] memory modes =
+            [IVouchProtocol.Verification.Tolerant, IVouchProtocol.Verification.Checked];
+        IVouchProtocol.Blueprint memory b = _blueprint(ARBITER, _policy());
+        b.jobs = new IVouchProtocol.Job[](3);
+        for (uint256 j; j < 3; ++j) {
+            b.jobs[j] =
+                IVouchProtocol.Job({price: 1e6, deadline: 1 hours, verification: IVouchProtocol.Verification(j)});
+        }
+        protocol.setBlueprint(9, b);
+        protocol.setService(9, _service(9, _three(op0, op1, op2)));
+        for (uint8 job = 1; job <= 2; ++job) {
+            uint256 callId = 40 + job;
+            IVouchProtocol.Call memory c = _call(9, IVouchProtocol.CallStatus.Refunded, 0, 0);
+            c.jobIndex = job;
+            protocol.setCall(callId, c);
+            vm.warp(REPORTS_FROM);
+            for (uint256 slot; slot < 3; ++slot) {
+                vm.expectRevert(
+                    abi.encodeWithSelector(VouchSlasher.MissNotProvableForJob.selector, callId, modes[job - 1])
+                );
+                vm.prank(REPORTER);
+                slasher.reportMissedDeadline(callId, [op0, op1, op2][slot], slot);
+            }
+        }
+        assertEq(staking.slashCount(), 0, "nothing slashed");
+        // The same refunded call of the exact job is a miss.
+        vm.prank(REPORTER);
+        slasher.reportMissedDeadline(CALL_REFUNDED, op0, 0);
+        assertEq(staking.slashCount(), 1, "the exact job's miss is slashed");
+    }
+
     function test_RevertWhen_ReportMissedDeadline_CallNotFinal() external {
         vm.warp(REPORTS_FROM);
         vm.expectRevert(

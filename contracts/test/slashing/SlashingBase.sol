@@ -139,7 +139,8 @@ abstract contract SlashingBase is SlashSigner {
         blueprint.metadataUri = "ipfs://blueprint";
         blueprint.policy = policy;
         blueprint.jobs = new IVouchProtocol.Job[](1);
-        blueprint.jobs[0] = IVouchProtocol.Job({price: 1e6, deadline: 1 hours});
+        blueprint.jobs[0] =
+            IVouchProtocol.Job({price: 1e6, deadline: 1 hours, verification: IVouchProtocol.Verification.Exact});
     }
 
     function _service(uint64 blueprintId, address[] memory operators)

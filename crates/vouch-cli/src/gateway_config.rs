@@ -119,6 +119,9 @@ settlement_margin_secs = {settlement_margin_secs}
 max_batch = {max_batch}
 # Longest a paid, answered call waits for its settlement transaction, milliseconds.
 max_batch_delay_ms = {max_batch_delay_ms}
+# How often the chain's events are read, milliseconds (at least 50): a terminated service, a new endpoint or new
+# blueprint metadata is seen within about one interval (cached chain data otherwise lives at most 60 s).
+events_poll_ms = {events_poll_ms}
 
 # Models served on the OpenAI-compatible routes POST /v1/embeddings and POST /v1/chat/completions, chosen by the
 # request's `model`: one [[openai]] table each, naming the service job that takes the OpenAI request body and
@@ -137,6 +140,7 @@ max_batch_delay_ms = {max_batch_delay_ms}
         settlement_margin_secs = d.settlement_margin_secs,
         max_batch = d.max_batch,
         max_batch_delay_ms = d.max_batch_delay_ms,
+        events_poll_ms = d.events_poll_ms,
     )
 }
 

@@ -30,6 +30,7 @@
 //! name = "echo"                    # optional label, not on chain
 //! price = "0.01 vUSD"
 //! deadline = "5m"                  # 60s … 7d
+//! verification = "exact"           # default; "tolerant" or "checked" (then callable only through a gateway)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -38,7 +39,11 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use eyre::{WrapErr, bail, eyre};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use vouch_contracts::vouch_protocol::IVouchProtocol::{Job, Policy};
+use vouch_contracts::{
+    view::verification_code,
+    vouch_protocol::IVouchProtocol::{Job, Policy},
+};
+use vouch_primitives::wire::Verification;
 
 use crate::{
     amount::Token,
@@ -112,6 +117,9 @@ struct RawJob {
     name: Option<String>,
     price: String,
     deadline: DurationValue,
+    /// `"exact"` (default), `"tolerant"` or `"checked"`: registered on chain with the job.
+    #[serde(default)]
+    verification: Verification,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,7 +315,11 @@ impl Manifest {
                 }
             };
             max_deadline = max_deadline.max(deadline);
-            jobs.push(Job { price, deadline: u32::try_from(deadline).unwrap_or(0) });
+            jobs.push(Job {
+                price,
+                deadline: u32::try_from(deadline).unwrap_or(0),
+                verification: verification_code(job.verification),
+            });
         }
         let mut names: Vec<&str> = raw.jobs.iter().filter_map(|j| j.name.as_deref()).collect();
         names.sort_unstable();
@@ -465,6 +477,17 @@ deadline = "1h"
         assert_eq!(spec.policy.developerFeeBps, 1000);
         assert_eq!(spec.policy.disputeWindow, 86_400);
         assert_eq!(spec.job_names, [Some("echo".to_owned())]);
+        assert_eq!(spec.jobs[0].verification, 0, "exact by default");
+    }
+
+    #[test]
+    fn a_job_declares_its_verification_mode() {
+        let text = format!("{GOOD}\n[[jobs]]\nprice = \"1 vUSD\"\ndeadline = \"5m\"\nverification = \"tolerant\"\n");
+        assert_eq!(check(&text).expect("valid").jobs[1].verification, 1);
+        let text = text.replace("\"tolerant\"", "\"checked\"");
+        assert_eq!(check(&text).expect("valid").jobs[1].verification, 2);
+        let err = check(&text.replace("\"checked\"", "\"fuzzy\"")).expect_err("unknown mode");
+        assert!(format!("{err:#}").contains("fuzzy"), "{err:#}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use vouch_contracts::{
     AddressBook, CallError, Contract, ContractAddresses, KeyRegistry, StakeToken, VouchProtocol, VouchStaking,
     VouchUSD, deploy,
+    view::verification_code,
     vouch_protocol::IVouchProtocol::{Job, Policy},
 };
 use vouch_crypto::{PublicKey, SecretKey};
@@ -658,7 +659,11 @@ impl Setup<'_> {
 
         let provider = provider_for(&self.url, developer.signer());
         let protocol = VouchProtocol::new(book.contracts.protocol, &provider);
-        let on_chain_jobs: Vec<Job> = spec.jobs.iter().map(|j| Job { price: j.price, deadline: j.deadline }).collect();
+        let on_chain_jobs: Vec<Job> = spec
+            .jobs
+            .iter()
+            .map(|j| Job { price: j.price, deadline: j.deadline, verification: verification_code(j.verification) })
+            .collect();
         let create = protocol.createBlueprint(
             metadata_uri.clone(),
             metadata_hash,

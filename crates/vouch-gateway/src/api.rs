@@ -4,7 +4,11 @@
 //! - `POST /v1/services/{id}/jobs/{job}` — a paid call: `402` with `PAYMENT-REQUIRED` without payment; with a valid
 //!   `PAYMENT-SIGNATURE` the request is recorded, fanned out, and answered `200` with the output, the certificate and
 //!   `PAYMENT-RESPONSE` as soon as a quorum agrees. Nothing is charged for a call that is refused or fails: the
-//!   authorization is collected on chain only together with the certificate (`settlePaidBatch`).
+//!   authorization is collected on chain only together with the certificate (`settlePaidBatch`). With `Prefer:
+//!   respond-async` the call is answered `202` with a result URL once it is recorded and its payment checked
+//!   ([`crate::calls`]);
+//! - `GET /v1/calls/{callId}` — the answer of a call answered `202`: `202` again while pending, then the `200` (or
+//!   the error) the synchronous call would have given.
 //! - the x402 facilitator endpoints `/verify`, `/settle`, `/supported`.
 
 use std::{sync::Arc, time::Duration};
@@ -26,6 +30,7 @@ use vouch_primitives::{
 };
 
 use crate::{
+    calls::{AnswerFormat, CallTasks, Preference},
     catalogue::Catalogue,
     fanout::{FanOut, FanOutOutcome},
     store::{PaidRequest, Recorded, RequestStatus, RequestStore, StoreError},
@@ -58,6 +63,10 @@ pub struct GatewayState {
     pub openai: Vec<crate::openai::OpenAiModel>,
     /// Chain time, read at most once a second.
     pub clock: ChainClock,
+    /// The tasks finishing paid calls (they outlive the clients' connections).
+    pub calls: Arc<CallTasks>,
+    /// The secret behind result URLs (`crate::calls::ResultKey`).
+    pub result_key: crate::calls::ResultKey,
 }
 
 /// The chain's time for payment checks: the latest block's timestamp, read at most once per [`ChainClock::REFRESH`]
@@ -124,6 +133,7 @@ pub fn router(state: Arc<GatewayState>, max_body_bytes: usize) -> Router {
         .route("/v1/services/{service}/jobs/{job}", post(call_job))
         .route("/v1/embeddings", post(crate::openai::embeddings))
         .route("/v1/chat/completions", post(crate::openai::chat_completions))
+        .route("/v1/calls/{call}", get(crate::calls::poll))
         .fallback(|| async {
             GatewayError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/gateway.md)")
         })
@@ -163,18 +173,26 @@ async fn call_job(
     let job_index: u8 = job.parse().map_err(|_| {
         GatewayError::new(StatusCode::BAD_REQUEST, "invalid_job_index", format!("{job:?} is not a job index (0-255)"))
     })?;
-    paid_job(&state, service_id, job_index, &headers, body).await
+    paid_job(&state, service_id, job_index, &headers, body, AnswerFormat::Native).await
 }
 
 /// The paid-call flow for job `job_index` of `service_id`: 402 without payment; with a valid payment, record, fan
-/// out, answer `{callId, output, certificate, signers}` at quorum. Shared by the native and OpenAI-compatible routes.
+/// out, answer `{callId, output, certificate, signers}` at quorum. Shared by the native and OpenAI-compatible routes
+/// (`format`: the representation a `202`'s result URL asks for).
+///
+/// The work after recording runs in a task of its own ([`CallTasks`]): a client that hangs up does not cancel its
+/// call (its retry, or a poll, gets the answer). With `Prefer: respond-async`, the answer is a `202` once the payment
+/// is fully checked, unless the call is answered before (or within `wait=N` seconds).
 pub(crate) async fn paid_job(
     state: &Arc<GatewayState>,
     service_id: u64,
     job_index: u8,
     headers: &HeaderMap,
     body: Result<axum::body::Bytes, BytesRejection>,
+    format: AnswerFormat,
 ) -> Result<Response, GatewayError> {
+    let preference = Preference::from_headers(headers);
+    let wait_until = tokio::time::Instant::now() + preference.wait.unwrap_or_default();
     let unavailable =
         |e: &dyn std::fmt::Display| GatewayError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string());
     let info = state.chain.service(ServiceId(service_id)).await.map_err(|e| unavailable(&e))?.ok_or_else(|| {
@@ -194,8 +212,8 @@ pub(crate) async fn paid_job(
             format!("service {service_id} has no job {job_index} (it has {})", info.jobs.len()),
         )
     })?;
-    // How the operators come to sign one result (the blueprint's metadata; served from memory).
-    let mode = state.catalogue.verification(&info, job_index).await.map_err(|e| unavailable(&e))?;
+    // How the operators come to sign one result (registered on chain with the job).
+    let mode = Catalogue::verification(&info, job_index);
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             GatewayError::new(
@@ -253,7 +271,7 @@ pub(crate) async fn paid_job(
     // record and never charged twice; the same authorization for anything else is a replayed nonce.
     if let Some(existing) = state.store.lookup_authorization(&auth)? {
         if existing.request.call_id == call_id && existing.request.inputs.as_ref() == body.as_ref() {
-            return replay(existing);
+            return retried(state, existing, preference, format);
         }
         return Ok(payment_required(&offer, Some("invalid_exact_evm_nonce_already_used")));
     }
@@ -277,7 +295,7 @@ pub(crate) async fn paid_job(
         payload_hash: keccak256(header.as_bytes()),
     };
     if let Recorded::Existing(existing) = state.store.record(&paid)? {
-        return replay(*existing);
+        return retried(state, *existing, preference, format);
     }
     let request = JobRequest {
         version: WIRE_VERSION,
@@ -289,23 +307,78 @@ pub(crate) async fn paid_job(
     };
     // The chain checks (nonce unused, balance) run while the operators work; the answer waits for both. A payment
     // that passed the offline checks (an EOA's: its signature recovered above) needs only those two reads; any other
-    // gets the full check again.
-    let chain_checks = async {
-        if offline {
-            x402::verify_chain_state(state.chain.provider(), &offer, &payload).await
-        } else {
-            x402::verify(state.chain.provider(), &offer, &payload, now).await
+    // gets the full check again. A refused payment stops the call at once (nothing is charged).
+    let min_stake = min_stake(headers);
+    let (checked_tx, checked_rx) = tokio::sync::oneshot::channel();
+    let task = {
+        let (state, offer) = (Arc::clone(state), offer.clone());
+        async move {
+            let chain_checks = async {
+                let checked = if offline {
+                    x402::verify_chain_state(state.chain.provider(), &offer, &payload).await
+                } else {
+                    x402::verify(state.chain.provider(), &offer, &payload, now).await
+                };
+                let _ = checked_tx.send(checked.as_ref().map(drop).map_err(Clone::clone));
+                checked
+            };
+            let fan_out = async { Ok(state.fanout.run_as(&info, &request, mode).await) };
+            match futures_util::future::try_join(chain_checks, fan_out).await {
+                Ok((_, outcome)) => answer(&state, request.call_id, &offer, min_stake, outcome, payer_of(&request)),
+                Err(e) => {
+                    state.store.set_status(
+                        call_id,
+                        RequestStatus::Failed,
+                        Some(&format!("{PAYMENT_REFUSED}{}", e.code)),
+                    )?;
+                    Ok(refused(&offer, &e))
+                }
+            }
         }
     };
-    let (checked, outcome) = futures_util::future::join(chain_checks, state.fanout.run_as(&info, &request, mode)).await;
-    if let Err(e) = checked {
-        state.store.set_status(call_id, RequestStatus::Failed, Some(&format!("payment refused: {}", e.code)))?;
-        if e.status == 402 {
-            return Ok(payment_required(&offer, Some(e.code)));
+    let mut task = state.calls.spawn(task);
+    // No 202 before the payment is fully checked: a refusal is answered now, as without the preference.
+    let finished = if preference.respond_async && matches!(checked_rx.await, Ok(Ok(()))) {
+        match tokio::time::timeout_at(wait_until, &mut task).await {
+            Ok(finished) => finished,
+            Err(_) => return Ok(crate::calls::accepted(state, call_id, format)),
         }
-        return Err(GatewayError::new(status(e.status), e.code, format!("{} (not charged)", e.message)));
+    } else {
+        task.await
+    };
+    finished.map_err(|e| GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+}
+
+/// Prefix of the recorded error of a call whose payment the chain refused (then the x402 code).
+const PAYMENT_REFUSED: &str = "payment refused: ";
+/// The recorded error of a call whose certificate put less stake at risk than the client asked.
+const STAKE_BELOW_MINIMUM: &str = "stake at risk below the client's minimum";
+
+/// The client's [`MIN_STAKE_HEADER`] (checked well-formed before the call is recorded).
+fn min_stake(headers: &HeaderMap) -> Option<U256> {
+    headers.get(MIN_STAKE_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<U256>().ok())
+}
+
+/// The answer to a payment the chain refused: `402` with `PAYMENT-REQUIRED`, or the check's error (not charged).
+fn refused(offer: &Offer, e: &x402::X402Error) -> Response {
+    if e.status == 402 {
+        return payment_required(offer, Some(e.code));
     }
-    answer(state, request.call_id, &offer, headers, outcome, payer_of(&request))
+    GatewayError::new(status(e.status), e.code, format!("{} (not charged)", e.message)).into_response()
+}
+
+/// The answer to a retry of a call recorded before: its stored answer, or a `202` if it is still being answered and
+/// the client prefers that to `409 request_in_progress`.
+fn retried(
+    state: &GatewayState,
+    existing: crate::store::StoredRequest,
+    preference: Preference,
+    format: AnswerFormat,
+) -> Result<Response, GatewayError> {
+    if preference.respond_async && existing.status == RequestStatus::Received {
+        return Ok(crate::calls::accepted(state, existing.request.call_id, format));
+    }
+    stored_answer(state, existing)
 }
 
 fn payer_of(request: &JobRequest) -> alloy_primitives::Address {
@@ -319,24 +392,81 @@ fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
-/// The stored answer of a request seen before.
-fn replay(existing: crate::store::StoredRequest) -> Result<Response, GatewayError> {
+/// The stored answer of a request seen before (a retry with the same payment, a poll of its result URL): the `200`
+/// the call was answered with (the recorded body, the certificate header, `PAYMENT-RESPONSE`), or the error it
+/// failed with (never charged), or `409 request_in_progress` while it is being answered.
+pub(crate) fn stored_answer(
+    state: &GatewayState,
+    existing: crate::store::StoredRequest,
+) -> Result<Response, GatewayError> {
     match (existing.status, existing.response) {
-        (RequestStatus::Answered | RequestStatus::Settled | RequestStatus::Unpayable, Some(body)) => {
-            let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            Ok(with_certificate_header(Json(value).into_response(), existing.certificate.as_ref()))
+        (RequestStatus::Answered | RequestStatus::Settled, Some(body)) => {
+            let auth = existing.request.authorization;
+            let settlement = paid_response(state.chain.binding().chain_id, auth.from, auth.value);
+            Ok(answered_response(body, existing.certificate.as_ref(), Some(&settlement)))
         }
-        (RequestStatus::Failed, _) => Err(GatewayError::new(
-            StatusCode::BAD_GATEWAY,
-            "no_quorum",
-            format!("this payment's call failed earlier and was not charged: {}", existing.error.unwrap_or_default()),
-        )),
+        // Answered, but the authorization turned out uncollectable: the answer stands, no payment is announced.
+        (RequestStatus::Unpayable, Some(body)) => Ok(answered_response(body, existing.certificate.as_ref(), None)),
+        (RequestStatus::Failed, _) => Err(failure(existing.error.as_deref().unwrap_or_default())),
         _ => Err(GatewayError::new(
             StatusCode::CONFLICT,
             "request_in_progress",
             format!("call {} is being answered; retry shortly", existing.request.call_id),
         )),
     }
+}
+
+/// The error a failed call is answered with again, from the reason recorded: the same status and code as when it
+/// failed.
+fn failure(reason: &str) -> GatewayError {
+    if let Some(code) = reason.strip_prefix(PAYMENT_REFUSED) {
+        let status = if code == x402::codes::UNEXPECTED_VERIFY_ERROR {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::PAYMENT_REQUIRED
+        };
+        return GatewayError::new(status, code, format!("this payment was refused earlier ({code}); not charged"));
+    }
+    if reason == STAKE_BELOW_MINIMUM {
+        return GatewayError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "insufficient_stake",
+            format!("this call failed earlier: {reason}; not charged"),
+        );
+    }
+    GatewayError::new(
+        StatusCode::BAD_GATEWAY,
+        "no_quorum",
+        format!("this payment's call failed earlier and was not charged: {reason}"),
+    )
+}
+
+/// `PAYMENT-RESPONSE` of a certified call: the payment will be collected with the certificate (no transaction yet).
+fn paid_response(chain_id: u64, payer: alloy_primitives::Address, amount: U256) -> SettlementResponse {
+    SettlementResponse {
+        success: true,
+        transaction: String::new(),
+        network: format!("eip155:{chain_id}"),
+        payer: Some(payer),
+        error_reason: None,
+        amount: Some(amount.to_string()),
+    }
+}
+
+/// The `200` of a certified call: the JSON `body` as recorded, the certificate header and `PAYMENT-RESPONSE`.
+fn answered_response(
+    body: String,
+    certificate: Option<&vouch_primitives::Certificate>,
+    settlement: Option<&SettlementResponse>,
+) -> Response {
+    let json = [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    let mut response = with_certificate_header((json, body).into_response(), certificate);
+    if let Some(settlement) = settlement
+        && let Ok(v) = HeaderValue::from_str(&x402::encode_header(settlement))
+    {
+        response.headers_mut().insert(PAYMENT_RESPONSE, v);
+    }
+    response
 }
 
 fn with_certificate_header(mut response: Response, certificate: Option<&vouch_primitives::Certificate>) -> Response {
@@ -353,7 +483,7 @@ fn answer(
     state: &GatewayState,
     call_id: vouch_primitives::CallId,
     offer: &Offer,
-    headers: &HeaderMap,
+    min_stake: Option<U256>,
     outcome: FanOutOutcome,
     payer: alloy_primitives::Address,
 ) -> Result<Response, GatewayError> {
@@ -371,15 +501,10 @@ fn answer(
                     keep_commitment_evidence(&store, call_id, certified, &late.suspects);
                 });
             }
-            if let Some(min) =
-                headers.get(MIN_STAKE_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<U256>().ok())
+            if let Some(min) = min_stake
                 && certificate.stake_at_risk.unwrap_or_default() < min
             {
-                state.store.set_status(
-                    call_id,
-                    RequestStatus::Failed,
-                    Some("stake at risk below the client's minimum"),
-                )?;
+                state.store.set_status(call_id, RequestStatus::Failed, Some(STAKE_BELOW_MINIMUM))?;
                 return Err(GatewayError::new(
                     StatusCode::PRECONDITION_FAILED,
                     "insufficient_stake",
@@ -410,20 +535,8 @@ fn answer(
                     tracing::error!(call = %call_id, error = %e, "cannot record the answer; a restart will redo it");
                 }
             });
-            let settlement = SettlementResponse {
-                success: true,
-                transaction: String::new(),
-                network: format!("eip155:{}", offer.chain_id),
-                payer: Some(payer),
-                error_reason: None,
-                amount: Some(offer.amount.to_string()),
-            };
-            let json = [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-            let mut response = with_certificate_header((json, sent).into_response(), Some(&certificate));
-            if let Ok(v) = HeaderValue::from_str(&x402::encode_header(&settlement)) {
-                response.headers_mut().insert(PAYMENT_RESPONSE, v);
-            }
-            Ok(response)
+            let settlement = paid_response(offer.chain_id, payer, offer.amount);
+            Ok(answered_response(sent, Some(&certificate), Some(&settlement)))
         }
         FanOutOutcome::NoQuorum { replies, errors } => {
             let reason = format!(
@@ -503,13 +616,9 @@ pub async fn finish_received(state: &GatewayState) -> Result<usize, GatewayError
         // The answer goes to the store; the client collects it by retrying with the same payment. Every mode is
         // orchestrated again from the start: the operators' guards give back what they signed before (the same
         // commitment, the same endorsement), and the candidate and executor orders are deterministic.
-        let mode = state
-            .catalogue
-            .verification(&info, r.job_index)
-            .await
-            .map_err(|e| GatewayError::new(StatusCode::BAD_GATEWAY, "chain_unavailable", e.to_string()))?;
+        let mode = Catalogue::verification(&info, r.job_index);
         let outcome = state.fanout.run_as(&info, &request, mode).await;
-        let _ = answer(state, r.call_id, &offer, &HeaderMap::new(), outcome, r.authorization.from);
+        let _ = answer(state, r.call_id, &offer, None, outcome, r.authorization.from);
         finished += 1;
     }
     Ok(finished)

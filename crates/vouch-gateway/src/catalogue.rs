@@ -1,11 +1,17 @@
 //! [`Catalogue`]: the services a customer can call through this gateway — active services, their jobs with price,
-//! deadline and verification mode, and the stake behind them — read from the chain and cached for a few seconds.
+//! deadline and verification mode, and the stake behind them — read from the chain and cached.
 //!
-//! Each job's [`Verification`] mode comes from the blueprint's verified metadata (`jobs[i].verification`:
-//! `"exact"`, `"tolerant"` or `"checked"`); metadata that is absent, unverified (it does not hash to the on-chain
-//! `metadataHash`) or silent about a job means [`Verification::Exact`]. The paid-call path asks
-//! [`Catalogue::verification`] on every call: it is served from memory, and a blueprint read more than
-//! a few seconds ago is read again in the background while the cached one is still used.
+//! Each job's [`Verification`] mode is the one its blueprint registered on chain with the job
+//! (`IVouchProtocol.Job.verification`, in [`ServiceInfo`]; docs/design/verification-on-chain.md): the paid-call path
+//! asks [`Catalogue::verification`], which needs no metadata. Names and schemas come from the blueprint's verified
+//! metadata (it must hash to the on-chain `metadataHash`); a blueprint read more than one TTL ago is read again in the
+//! background while the cached one is still used.
+//!
+//! The TTL is [`DEFAULT_TTL`] (5 s) unless [`Catalogue::with_ttl`] sets another. The gateway sets a long one (a
+//! backstop) because its event watcher (`crate::events`) drops what the chain changed as it happens:
+//! [`Catalogue::invalidate_service`] (the listing), [`Catalogue::invalidate_blueprint`] (a blueprint's metadata,
+//! read again before its next use, and the listing), [`Catalogue::invalidate_all`]. A read that was in flight during
+//! an invalidation is not cached as fresh.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -19,12 +25,13 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use vouch_contracts::{
     VouchProtocol,
-    view::{ChainView, SERVICE_ACTIVE, ViewError},
+    view::{ChainView, SERVICE_ACTIVE, ServiceInfo, ViewError},
 };
 use vouch_primitives::{ServiceId, wire::Verification};
 
-/// How long a listing is served from memory.
-const TTL: Duration = Duration::from_secs(5);
+/// How long a listing or a blueprint's metadata is served from memory, unless [`Catalogue::with_ttl`] says
+/// otherwise.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 
 /// Largest blueprint metadata document read, bytes.
 const MAX_METADATA: usize = 256 << 10;
@@ -124,16 +131,6 @@ fn job_meta(metadata: Option<&Value>, index: usize) -> Option<&Value> {
     jobs.iter().find(|j| j.get("index").and_then(Value::as_u64) == Some(index as u64)).or_else(|| jobs.get(index))
 }
 
-/// The verification mode of job `index` declared in `metadata` (`jobs[i].verification`); [`Verification::Exact`]
-/// when there is no verified metadata, no entry for the job, no `verification`, or a value this gateway does not know.
-pub fn verification_of(metadata: Option<&Value>, index: usize) -> Verification {
-    match job_meta(metadata, index).and_then(|j| j.get("verification")).and_then(Value::as_str) {
-        Some("tolerant") => Verification::Tolerant,
-        Some("checked") => Verification::Checked,
-        _ => Verification::Exact,
-    }
-}
-
 /// A blueprint's metadata as last read.
 #[derive(Debug, Clone)]
 pub struct BlueprintMetadata {
@@ -143,69 +140,116 @@ pub struct BlueprintMetadata {
     pub hash: B256,
     /// The document, if it was fetched and hashes to the on-chain `metadataHash`.
     pub metadata: Option<Value>,
-    /// The mode of each job index (0–255) the document names, computed once.
-    modes: Vec<Verification>,
     read_at: Instant,
 }
 
 impl BlueprintMetadata {
     fn new(uri: String, hash: B256, metadata: Option<Value>) -> Self {
-        let modes = match &metadata {
-            Some(m) => (0..=usize::from(u8::MAX)).map(|i| verification_of(Some(m), i)).collect(),
-            None => Vec::new(),
-        };
-        Self { uri, hash, metadata, modes, read_at: Instant::now() }
-    }
-
-    /// The verification mode of job `index` ([`verification_of`]).
-    pub fn verification(&self, index: usize) -> Verification {
-        self.modes.get(index).copied().unwrap_or_default()
+        Self { uri, hash, metadata, read_at: Instant::now() }
     }
 }
 
-/// A listing and when it was read.
-type Cached = Arc<Mutex<Option<(Instant, Vec<ServiceListing>)>>>;
+/// The listing as last read, and a generation that every invalidation bumps.
+#[derive(Debug, Default)]
+struct Listing {
+    read: Option<(Instant, Vec<ServiceListing>)>,
+    generation: u64,
+}
 
-/// Blueprint metadata by blueprint id, and the blueprints being read again.
+/// Blueprint metadata by blueprint id, the blueprints being read again, those invalidated (kept only as the
+/// fallback of their next read), and a generation that every invalidation bumps.
 #[derive(Debug, Default)]
 struct Blueprints {
     read: HashMap<u64, Arc<BlueprintMetadata>>,
     refreshing: HashSet<u64>,
+    stale: HashSet<u64>,
+    generation: u64,
+}
+
+/// Locks `m`; a poisoned lock still holds consistent data (every critical section is a plain map operation).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Cached listing of active services.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     chain: ChainView,
-    cache: Cached,
+    cache: Arc<Mutex<Listing>>,
     blueprints: Arc<Mutex<Blueprints>>,
     client: reqwest::Client,
+    ttl: Duration,
 }
 
 impl Catalogue {
-    /// A catalogue over `chain`.
+    /// A catalogue over `chain`, caching for [`DEFAULT_TTL`].
     pub fn new(chain: ChainView) -> Self {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap_or_default();
-        Self { chain, cache: Arc::default(), blueprints: Arc::default(), client }
+        Self { chain, cache: Arc::default(), blueprints: Arc::default(), client, ttl: DEFAULT_TTL }
     }
 
-    /// The verification mode of job `job_index` of `service` (see the module docs). Served from memory once the
-    /// blueprint was read; fails only when the blueprint was never read and the chain cannot be.
-    pub async fn verification(
-        &self,
-        service: &vouch_contracts::view::ServiceInfo,
-        job_index: u8,
-    ) -> Result<Verification, ViewError> {
-        Ok(self.blueprint(service.blueprint_id).await?.verification(usize::from(job_index)))
+    /// Caches for `ttl` instead: longer is safe only when something calls the `invalidate_*` methods as the chain
+    /// changes (the gateway's event watcher), the TTL then being a backstop.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
-    /// Blueprint `id`'s metadata: from memory if read within the last few seconds; if read earlier, from memory
-    /// too while one background task reads it again; read now if never read.
+    /// Drops the listing: service `id` was activated or terminated. (Its [`ServiceInfo`] is the [`ChainView`]'s to
+    /// drop.)
+    ///
+    /// [`ServiceInfo`]: vouch_contracts::view::ServiceInfo
+    pub fn invalidate_service(&self, id: ServiceId) {
+        tracing::trace!(service = %id, "listing invalidated");
+        self.invalidate_listing();
+    }
+
+    /// Blueprint `id`'s metadata changed (`BlueprintMetadataUpdated`): it is read again before its next use, and the
+    /// listing is dropped.
+    pub fn invalidate_blueprint(&self, id: u64) {
+        {
+            let mut blueprints = lock(&self.blueprints);
+            blueprints.generation = blueprints.generation.wrapping_add(1);
+            if blueprints.read.contains_key(&id) {
+                blueprints.stale.insert(id);
+            }
+        }
+        self.invalidate_listing();
+    }
+
+    /// Drops everything: every blueprint is read again before its next use, and the listing is dropped.
+    pub fn invalidate_all(&self) {
+        {
+            let mut blueprints = lock(&self.blueprints);
+            blueprints.generation = blueprints.generation.wrapping_add(1);
+            let ids: Vec<u64> = blueprints.read.keys().copied().collect();
+            blueprints.stale.extend(ids);
+        }
+        self.invalidate_listing();
+    }
+
+    fn invalidate_listing(&self) {
+        let mut listing = lock(&self.cache);
+        listing.generation = listing.generation.wrapping_add(1);
+        listing.read = None;
+    }
+
+    /// The verification mode of job `job_index` of `service`: the one registered on chain with the job
+    /// ([`Verification::Exact`] for an index the service does not have, which the paid-call path refuses first).
+    pub fn verification(service: &ServiceInfo, job_index: u8) -> Verification {
+        service.jobs.get(usize::from(job_index)).map(|j| j.verification).unwrap_or_default()
+    }
+
+    /// Blueprint `id`'s metadata: from memory if read within the TTL; if read earlier, from memory too while one
+    /// background task reads it again; read now if never read or invalidated since.
     pub async fn blueprint(&self, id: u64) -> Result<Arc<BlueprintMetadata>, ViewError> {
         let cached = {
-            let mut blueprints = self.blueprints.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut blueprints = lock(&self.blueprints);
+            let stale = blueprints.stale.contains(&id);
             match blueprints.read.get(&id).cloned() {
-                Some(b) if b.read_at.elapsed() < TTL => return Ok(b),
+                Some(_) if stale => None,
+                Some(b) if b.read_at.elapsed() < self.ttl => return Ok(b),
                 Some(b) => {
                     if blueprints.refreshing.insert(id) {
                         let this = self.clone();
@@ -213,7 +257,7 @@ impl Catalogue {
                             if let Err(e) = this.read_blueprint(id).await {
                                 tracing::debug!(blueprint = id, error = %e, "cannot read the blueprint again");
                             }
-                            this.blueprints.lock().unwrap_or_else(PoisonError::into_inner).refreshing.remove(&id);
+                            lock(&this.blueprints).refreshing.remove(&id);
                         });
                     }
                     Some(b)
@@ -227,8 +271,10 @@ impl Catalogue {
         }
     }
 
-    /// Reads blueprint `id` and its metadata from the chain and caches them.
+    /// Reads blueprint `id` and its metadata from the chain and caches them (as stale if something was invalidated
+    /// during the read: the next use reads again).
     async fn read_blueprint(&self, id: u64) -> Result<Arc<BlueprintMetadata>, ViewError> {
+        let generation = lock(&self.blueprints).generation;
         let protocol = VouchProtocol::new(self.chain.book().contracts.protocol, self.chain.provider());
         let b = protocol
             .getBlueprint(id)
@@ -238,23 +284,32 @@ impl Catalogue {
         let mut metadata = verified_metadata(&self.client, &b.metadataUri, b.metadataHash).await;
         if metadata.is_none() {
             // The document could not be fetched this time: one read before under the same hash is the same document.
-            let before = self.blueprints.lock().unwrap_or_else(PoisonError::into_inner).read.get(&id).cloned();
+            let before = lock(&self.blueprints).read.get(&id).cloned();
             metadata =
                 before.filter(|m| m.uri == b.metadataUri && m.hash == b.metadataHash).and_then(|m| m.metadata.clone());
         }
         let read = Arc::new(BlueprintMetadata::new(b.metadataUri, b.metadataHash, metadata));
-        self.blueprints.lock().unwrap_or_else(PoisonError::into_inner).read.insert(id, read.clone());
+        let mut blueprints = lock(&self.blueprints);
+        blueprints.read.insert(id, read.clone());
+        if blueprints.generation == generation {
+            blueprints.stale.remove(&id);
+        } else {
+            blueprints.stale.insert(id);
+        }
         Ok(read)
     }
 
     /// Every active service.
     pub async fn list(&self) -> Result<Vec<ServiceListing>, ViewError> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((at, list)) = cache.as_ref()
-            && at.elapsed() < TTL
-        {
-            return Ok(list.clone());
-        }
+        let generation = {
+            let listing = lock(&self.cache);
+            if let Some((at, list)) = listing.read.as_ref()
+                && at.elapsed() < self.ttl
+            {
+                return Ok(list.clone());
+            }
+            listing.generation
+        };
         let protocol = VouchProtocol::new(self.chain.book().contracts.protocol, self.chain.provider());
         let count = protocol
             .serviceCount()
@@ -292,7 +347,7 @@ impl Catalogue {
                             .map(str::to_owned),
                         input_schema: field(job_meta(metadata.as_ref(), i), &["inputSchema", "inputs"]),
                         output_schema: field(job_meta(metadata.as_ref(), i), &["outputSchema", "output"]),
-                        verification: verification_of(metadata.as_ref(), i),
+                        verification: j.verification,
                         price: j.price.to_string(),
                         deadline: j.deadline,
                         path: format!("/v1/services/{id}/jobs/{i}"),
@@ -300,8 +355,9 @@ impl Catalogue {
                     .collect(),
             });
         }
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((Instant::now(), list.clone()));
+        let mut listing = lock(&self.cache);
+        if listing.generation == generation {
+            listing.read = Some((Instant::now(), list.clone()));
         }
         Ok(list)
     }
@@ -309,31 +365,50 @@ impl Catalogue {
 
 #[cfg(test)]
 mod tests {
+    use alloy::providers::{Provider as _, ProviderBuilder};
+    use alloy_primitives::Address;
     use serde_json::json;
+    use vouch_contracts::{AddressBook, ContractAddresses};
 
     use super::*;
 
-    #[test]
-    fn job_modes_come_from_the_metadata_and_default_to_exact() {
-        let metadata = json!({"jobs": [
-            {"index": 0, "name": "echo"},
-            {"index": 1, "verification": "tolerant"},
-            {"index": 2, "verification": "checked"},
-            {"index": 3, "verification": "exact"},
-            {"index": 4, "verification": "something-new"},
-            {"index": 5, "verification": 7},
-        ]});
-        let modes: Vec<Verification> = (0..7).map(|i| verification_of(Some(&metadata), i)).collect();
-        use Verification::{Checked, Exact, Tolerant};
-        assert_eq!(modes, [Exact, Tolerant, Checked, Exact, Exact, Exact, Exact]);
-        assert_eq!(verification_of(None, 1), Exact, "no verified metadata");
-        // By `index` first, else by position.
-        let unordered = json!({"jobs": [{"index": 1, "verification": "checked"}, {"verification": "tolerant"}]});
-        assert_eq!(verification_of(Some(&unordered), 1), Checked);
-        let positional = json!({"jobs": [{"verification": "tolerant"}]});
-        assert_eq!(verification_of(Some(&positional), 0), Tolerant);
-        let read = BlueprintMetadata::new("file:///x".into(), B256::ZERO, Some(metadata));
-        assert_eq!((read.verification(1), read.verification(2), read.verification(300)), (Tolerant, Checked, Exact));
-        assert_eq!(BlueprintMetadata::new("file:///x".into(), B256::ZERO, None).verification(1), Exact);
+    /// A catalogue over a chain that never answers (port 1).
+    fn offline() -> Result<Catalogue, Box<dyn std::error::Error>> {
+        let provider = ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse()?).erased();
+        let a = Address::repeat_byte(1);
+        let contracts = ContractAddresses {
+            vouch_usd: a,
+            stake_token: a,
+            key_registry: a,
+            staking: a,
+            protocol_admin: a,
+            protocol: a,
+            slasher: a,
+        };
+        let book = AddressBook { version: 1, chain_id: 31337, deployed_at_block: 0, contracts, treasury: a };
+        Ok(Catalogue::new(ChainView::new(provider, book)).with_ttl(Duration::from_secs(60)))
+    }
+
+    #[tokio::test]
+    async fn an_invalidated_blueprint_is_read_again_before_its_next_use() -> Result<(), Box<dyn std::error::Error>> {
+        let catalogue = offline()?;
+        let metadata = json!({"jobs": [{"index": 0, "verification": "tolerant"}]});
+        let read = Arc::new(BlueprintMetadata::new("file:///x".into(), B256::ZERO, Some(metadata)));
+        lock(&catalogue.blueprints).read.insert(1, read);
+        lock(&catalogue.blueprints)
+            .read
+            .insert(2, Arc::new(BlueprintMetadata::new("file:///y".into(), B256::ZERO, None)));
+        assert!(catalogue.blueprint(1).await?.metadata.is_some(), "served from memory");
+
+        catalogue.invalidate_blueprint(1);
+        // Read again now: the chain does not answer, so it fails rather than serve the old modes.
+        assert!(catalogue.blueprint(1).await.is_err());
+        assert!(catalogue.blueprint(2).await.is_ok(), "another blueprint is still served from memory");
+        // The old document is kept as the fallback of the next read.
+        assert!(lock(&catalogue.blueprints).read.contains_key(&1));
+
+        catalogue.invalidate_all();
+        assert!(catalogue.blueprint(2).await.is_err());
+        Ok(())
     }
 }

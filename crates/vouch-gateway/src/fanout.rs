@@ -27,6 +27,10 @@ use crate::rounds::CommitmentSuspect;
 /// How long an operator whose endpoint failed (unknown, or refusing connections) is taken for down: a checked job
 /// does not pick it as executor before the others meanwhile.
 const DOWN_FOR: Duration = Duration::from_secs(30);
+/// First pause before asking an overloaded operator again (then doubling up to [`OVERLOADED_MAX_PAUSE`]).
+const OVERLOADED_FIRST_PAUSE: Duration = Duration::from_millis(25);
+/// Longest pause between two tries of an overloaded operator.
+const OVERLOADED_MAX_PAUSE: Duration = Duration::from_millis(800);
 
 /// One operator's verified reply.
 #[derive(Debug, Clone)]
@@ -206,7 +210,36 @@ impl FanOut {
     }
 
     /// [`Self::post`] of a body already serialized (JSON): one request sent to several operators is serialized once.
+    /// An operator that sheds the request (`503 overloaded`: it refused before running anything, e.g. a model's
+    /// concurrency limit) is asked again after a pause, doubling from [`OVERLOADED_FIRST_PAUSE`], until `deadline`
+    /// (or the operator timeout) leaves no room for another try.
     pub(crate) async fn post_json<T: DeserializeOwned>(
+        &self,
+        operator: Address,
+        path: &str,
+        body: bytes::Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<T, NodeError> {
+        let give_up = deadline.unwrap_or_else(|| Instant::now() + self.timeout);
+        let mut pause = OVERLOADED_FIRST_PAUSE;
+        loop {
+            match self.post_once(operator, path, body.clone(), deadline).await {
+                Err(NodeError::Refused { status, code, .. })
+                    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                        && code == "overloaded"
+                        && Instant::now() + pause < give_up =>
+                {
+                    tracing::debug!(%operator, path, ?pause, "operator overloaded; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(OVERLOADED_MAX_PAUSE);
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// One try of [`Self::post_json`].
+    async fn post_once<T: DeserializeOwned>(
         &self,
         operator: Address,
         path: &str,

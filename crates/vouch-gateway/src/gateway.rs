@@ -43,6 +43,9 @@ pub struct GatewayConfig {
     pub max_batch_delay_ms: u64,
     /// Models served on `/v1/embeddings` and `/v1/chat/completions` (`[[openai]]` tables).
     pub openai: Vec<crate::openai::OpenAiModel>,
+    /// How often the chain's events are read to drop stale cached services, endpoints and blueprint metadata,
+    /// milliseconds (at least 50; [`crate::events`]).
+    pub events_poll_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +61,7 @@ impl Default for GatewayConfig {
             max_batch: 100,
             max_batch_delay_ms: 2_000,
             openai: Vec::new(),
+            events_poll_ms: 1_000,
         }
     }
 }
@@ -116,8 +120,12 @@ impl Gateway {
         let token = TokenDomain::read(&provider, book.contracts.vouch_usd)
             .await
             .map_err(|e| GatewayStartError::Chain(e.to_string()))?;
-        let chain = ChainView::new(provider.clone(), book.clone());
+        // Events drop what changed (crate::events): the TTL is only a backstop.
+        let chain = ChainView::new(provider.clone(), book.clone()).with_cache_ttl(crate::events::BACKSTOP_TTL);
         let store = RequestStore::open(&config.data_dir.join("gateway.sqlite"))?;
+        let key_path = config.data_dir.join("result-urls.key");
+        let result_key = crate::calls::ResultKey::load_or_create(&key_path)
+            .map_err(|e| GatewayStartError::Config(format!("result URL key {}: {e}", key_path.display())))?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| GatewayStartError::Listen { addr: config.listen, reason: e.to_string() })?;
@@ -127,13 +135,15 @@ impl Gateway {
         let state = Arc::new(GatewayState {
             chain: chain.clone(),
             token,
-            catalogue: Catalogue::new(chain.clone()),
+            catalogue: Catalogue::new(chain.clone()).with_ttl(crate::events::BACKSTOP_TTL),
             store: store.clone(),
             fanout: FanOut::new(chain.clone(), Duration::from_secs(config.operator_timeout_secs.max(1))),
             settlement_margin: Duration::from_secs(config.settlement_margin_secs),
             public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
             openai: config.openai.clone(),
             clock: api::ChainClock::default(),
+            calls: Default::default(),
+            result_key,
         });
         let signing = ProviderBuilder::new()
             .disable_recommended_fillers()
@@ -172,6 +182,14 @@ impl Gateway {
                 Err(e) => tracing::error!(error = ?e, "cannot finish unanswered requests"),
             }
         }));
+        tasks.push(crate::events::spawn(
+            provider.clone(),
+            book.contracts,
+            chain.clone(),
+            state.catalogue.clone(),
+            Duration::from_millis(config.events_poll_ms),
+            stopped(rx.clone()),
+        ));
         tasks.push(crate::reporter::spawn(
             provider.clone(),
             wallet.clone(),
@@ -204,6 +222,8 @@ impl RunningGateway {
     /// Stops after the requests in progress.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        // Calls answered `202` (or whose client hung up) are finished too.
+        self.state.calls.drain(Duration::from_secs(10)).await;
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
@@ -214,6 +234,7 @@ impl RunningGateway {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        self.state.calls.abort_all();
     }
 }
 
@@ -222,5 +243,6 @@ impl Drop for RunningGateway {
         for task in &self.tasks {
             task.abort();
         }
+        self.state.calls.abort_all();
     }
 }

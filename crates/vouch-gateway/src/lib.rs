@@ -6,6 +6,10 @@
 //!   ([`store`]) before anything else, fan out ([`fanout`]) to the operators, answer with the certificate at quorum.
 //!   Jobs declared tolerant or checked in their blueprint's metadata are orchestrated in rounds ([`rounds`]:
 //!   commit then endorse, or execute then check); the certificate is the same.
+//! - [`calls`]: `Prefer: respond-async` answers `202` with a result URL, `GET /v1/calls/{callId}` polls it; the
+//!   work of a paid call outlives its client's connection.
+//! - [`events`]: the deployment's events (`eth_getLogs`, every `events_poll_ms`) drop what they changed from the
+//!   cached services, endpoints and blueprint metadata; a 60 s TTL is only a backstop.
 //! - [`settlement`]: paid, answered calls go on chain in batches (`VouchProtocol.settlePaidBatch`): payment and
 //!   certificate in one transaction.
 //! - [`reporter`]: an operator's signature on a result other than the certified one is kept as evidence and, once
@@ -16,7 +20,9 @@
 //! internals or on ML crates.
 
 pub mod api;
+pub mod calls;
 pub mod catalogue;
+pub mod events;
 pub mod fanout;
 mod gateway;
 pub mod openai;

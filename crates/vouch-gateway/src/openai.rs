@@ -2,7 +2,8 @@
 //! `model` to a service job that speaks that dialect (configured in `[[openai]]` of gateway.toml), through the same
 //! x402 flow as any job. The answer is the job's output — an OpenAI response object — with the certificate added
 //! as the field `vouch_certificate` (and the call id as `vouch_call_id`); the `x-vouch-certificate` header carries
-//! it too.
+//! it too. With `Prefer: respond-async` the `202`'s result URL is `/v1/calls/{callId}?format=openai`, which answers
+//! in this representation.
 
 use std::sync::Arc;
 
@@ -14,7 +15,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{GatewayError, GatewayState, paid_job};
+use crate::{
+    api::{GatewayError, GatewayState, paid_job},
+    calls::AnswerFormat,
+};
 
 /// Which OpenAI endpoint a model is served on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +94,14 @@ async fn route(
             format!("model {model:?} is not served here (served: {served:?})"),
         ));
     };
-    let response = paid_job(state, target.service, target.job, headers, body).await?;
+    let response = paid_job(state, target.service, target.job, headers, body, AnswerFormat::OpenAi).await?;
+    to_openai(response, target.service, target.job).await
+}
+
+/// The OpenAI representation of a paid call's answer (of `job` of `service`): a `200`'s output object with
+/// `vouch_certificate` and `vouch_call_id` added, and the answer's headers but its length and type; any other answer
+/// as it is. Used by the routes and by `GET /v1/calls/{callId}?format=openai`.
+pub(crate) async fn to_openai(response: Response, service: u64, job: u8) -> Result<Response, GatewayError> {
     if response.status() != StatusCode::OK {
         return Ok(response);
     }
@@ -105,7 +116,7 @@ async fn route(
         return Err(GatewayError::new(
             StatusCode::BAD_GATEWAY,
             "incompatible_service",
-            format!("service {} job {} did not return an OpenAI response object", target.service, target.job),
+            format!("service {service} job {job} did not return an OpenAI response object"),
         ));
     };
     object.insert("vouch_certificate".into(), answer.get("certificate").cloned().unwrap_or(Value::Null));

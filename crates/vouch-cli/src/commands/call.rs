@@ -53,6 +53,10 @@ pub(crate) struct CallArgs {
     /// With --x402: write the certificate (JSON, docs/design/certificate.md) to this file
     #[arg(long, value_name = "FILE", requires = "x402")]
     certificate: Option<PathBuf>,
+    /// With --x402: ask the gateway to answer `202` with a result URL (`Prefer: respond-async`) and poll it until the
+    /// answer, instead of holding one connection open for the whole call (slow jobs, proxies with short timeouts)
+    #[arg(long = "async", requires = "x402")]
+    respond_async: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +97,7 @@ pub(crate) async fn run(args: CallArgs, ctx: &Ctx) -> eyre::Result<()> {
                         min_stake: args.min_stake.as_deref(),
                         max_amount: args.max_amount.as_deref(),
                         certificate: args.certificate.as_deref(),
+                        respond_async: args.respond_async,
                     };
                     x402::call(ctx, call).await
                 }

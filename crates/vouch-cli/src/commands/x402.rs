@@ -7,6 +7,8 @@
 //!    `--max-amount` (default 1 vUSD, the official clients' default spend limit);
 //! 3. an EIP-3009 authorization is signed with the transaction key and sent in `PAYMENT-SIGNATURE`; the same payment
 //!    is resent if the answer is lost (the gateway answers a retry from its log and never charges twice);
+//!    With `--async` the request asks for `Prefer: respond-async`: a `202` is followed by polling its `Location`
+//!    (`GET /v1/calls/{callId}`, every `Retry-After` seconds) until the answer;
 //! 4. the `200` answer's certificate is checked to be this call's and verified against the chain (`vouch verify`),
 //!    and written to `--certificate`.
 //!
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 use vouch_contracts::Contract;
 use vouch_gateway::{
     api::{CERTIFICATE_HEADER, MIN_STAKE_HEADER},
+    calls::PREFER,
     x402::{
         PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, PaymentPayload, PaymentRequired, PaymentRequirements,
         SCHEME_EXACT, SettlementResponse, X402_VERSION, chain_id_of, decode_header, encode_header,
@@ -54,6 +57,8 @@ pub(crate) struct X402Call<'a> {
     pub(crate) max_amount: Option<&'a str>,
     /// `--certificate`.
     pub(crate) certificate: Option<&'a Path>,
+    /// `--async`: `Prefer: respond-async`, then poll the result URL.
+    pub(crate) respond_async: bool,
 }
 
 /// What one HTTP exchange returned.
@@ -112,6 +117,7 @@ async fn post(
     inputs: &[u8],
     min_stake: Option<U256>,
     payment: Option<&str>,
+    respond_async: bool,
 ) -> Result<Reply, reqwest::Error> {
     let mut request = http
         .post(url)
@@ -124,6 +130,13 @@ async fn post(
     if let Some(payment) = payment {
         request = request.header(PAYMENT_SIGNATURE, payment);
     }
+    if respond_async {
+        request = request.header(PREFER, "respond-async");
+    }
+    reply(request).await
+}
+
+async fn reply(request: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
     let response = request.send().await?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -226,7 +239,7 @@ pub(crate) async fn call(ctx: &Ctx, c: X402Call<'_>) -> eyre::Result<()> {
 
     // 1. The price.
     ctx.out.progress(&format!("asking {url} for its price…"));
-    let first = post(&http, &url, &c.inputs, min_stake, None)
+    let first = post(&http, &url, &c.inputs, min_stake, None, false)
         .await
         .map_err(|e| eyre::Report::new(e).wrap_err(format!("cannot reach the gateway at {base}")))?;
     let required: PaymentRequired = match first.status {
@@ -286,7 +299,7 @@ pub(crate) async fn call(ctx: &Ctx, c: X402Call<'_>) -> eyre::Result<()> {
         c.job,
         c.service
     ));
-    let reply = paid_request(ctx, &http, &url, &c, min_stake, &header, call_id).await?;
+    let reply = paid_request(ctx, &http, &base, &url, &c, min_stake, &header, call_id).await?;
     match reply.status {
         200 => {}
         402 => {
@@ -372,10 +385,13 @@ pub(crate) async fn call(ctx: &Ctx, c: X402Call<'_>) -> eyre::Result<()> {
 }
 
 /// Sends the paid request; resends the same payment while the answer is lost or still in progress (the gateway
-/// answers a retry from its log and never charges twice), until `--timeout` has passed since the first attempt.
+/// answers a retry from its log and never charges twice), until `--timeout` has passed since the first attempt. With
+/// `--async`, a `202` is followed by polling its result URL (`Location`, on the gateway) until another answer.
+#[allow(clippy::too_many_arguments)]
 async fn paid_request(
     ctx: &Ctx,
     http: &reqwest::Client,
+    base: &str,
     url: &str,
     c: &X402Call<'_>,
     min_stake: Option<U256>,
@@ -384,13 +400,28 @@ async fn paid_request(
 ) -> eyre::Result<Reply> {
     let timeout = Duration::from_secs(ctx.settings.timeout.value);
     let started = Instant::now();
+    let mut result_url: Option<String> = None;
     loop {
-        let retry_why = match post(http, url, &c.inputs, min_stake, Some(header)).await {
+        let sent = match &result_url {
+            Some(poll) => reply(http.get(poll).header(reqwest::header::ACCEPT, "application/json")).await,
+            None => post(http, url, &c.inputs, min_stake, Some(header), c.respond_async).await,
+        };
+        let (retry_why, wait) = match sent {
             Ok(reply) if reply.status == 409 && is_code(&reply, "request_in_progress") => {
-                "the gateway is still answering".to_owned()
+                ("the gateway is still answering".to_owned(), Duration::from_secs(1))
+            }
+            Ok(reply) if reply.status == 202 => {
+                let location = reply.header("location").unwrap_or_default();
+                // Only a path on this gateway is followed.
+                if !location.starts_with("/v1/calls/") || location.len() > 256 {
+                    bail!("the gateway answered 202 without a result URL on itself (Location: {location:?})");
+                }
+                result_url = Some(format!("{base}{location}"));
+                let after = reply.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
+                (format!("the operators are working (result at {location})"), Duration::from_secs(after.clamp(1, 10)))
             }
             Ok(reply) => return Ok(reply),
-            Err(e) => format!("no answer ({e})"),
+            Err(e) => (format!("no answer ({e})"), Duration::from_secs(1)),
         };
         if started.elapsed() >= timeout {
             bail!(
@@ -398,8 +429,12 @@ async fn paid_request(
                  operators answer, the gateway collects it and keeps the answer; nothing is collected otherwise"
             );
         }
-        ctx.out.progress(&format!("{retry_why}; asking again with the same payment (never charged twice)…"));
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        if result_url.is_some() {
+            ctx.out.progress(&format!("{retry_why}; polling…"));
+        } else {
+            ctx.out.progress(&format!("{retry_why}; asking again with the same payment (never charged twice)…"));
+        }
+        tokio::time::sleep(wait).await;
     }
 }
 

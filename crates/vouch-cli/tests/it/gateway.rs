@@ -179,9 +179,19 @@ fn a_call_paid_with_x402_through_vouch_gateway_run_is_certified_and_settled_exac
     assert_eq!(verified["signers"].as_array().map(Vec::len), Some(signers));
     assert_contains(&vouch.ok(&["verify", cert_arg]), "valid: ");
 
-    // --- a second paid call in human form: the summary ---------------------------------------------------------------
-    let text =
-        vouch.ok(&["--from", "customer", "call", "--x402", &url, &service, "0", "--input", r#"{"message":"again"}"#]);
+    // --- a second paid call in human form, asking for a 202 and polling (--async): the summary -----------------------
+    let text = vouch.ok(&[
+        "--from",
+        "customer",
+        "call",
+        "--x402",
+        &url,
+        &service,
+        "0",
+        "--input",
+        r#"{"message":"again"}"#,
+        "--async",
+    ]);
     assert_contains(&text, ": job 0 of service 1 answered");
     assert_contains(&text, r#"  output         {"message":"again"}"#);
     assert_contains(&text, "  signers        slots ");

@@ -81,7 +81,7 @@ async fn deploys_everything_and_the_address_book_round_trips() {
         disputeWindow: 86_400,
         jailAfterMisses: 3,
     };
-    let jobs = vec![Job { price: 10_000, deadline: 7 * 86_400 }];
+    let jobs = vec![Job { price: 10_000, deadline: 7 * 86_400, verification: 0 }];
     let receipt = protocol
         .createBlueprint("ipfs://echo".into(), B256::repeat_byte(1), jobs, policy, Address::ZERO, Address::ZERO)
         .send()

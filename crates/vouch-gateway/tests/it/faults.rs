@@ -6,7 +6,7 @@ use alloy_primitives::U256;
 use reqwest::StatusCode;
 use serde_json::Value;
 use vouch_primitives::{CallId, Certificate};
-use vouch_sdk::Json;
+use vouch_sdk::{Json, Router, layers};
 
 use crate::common::{Setup, TestResult, pay, payment_required, wait_settled};
 
@@ -51,6 +51,39 @@ async fn two_operators_down_no_quorum_and_nothing_is_charged() -> TestResult {
     assert_eq!(setup.usd(setup.net.devnet().customer().address()).await, before, "the payer keeps its money");
     let failed = setup.gateway().store().with_status(vouch_gateway::store::RequestStatus::Failed, 10)?;
     assert_eq!(failed.len(), 1);
+    Ok(())
+}
+
+async fn busy(Json(v): Json<Value>) -> Json<Value> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Json(v)
+}
+
+/// Each operator runs one call at a time and sheds the others (`503 overloaded`, as the textgen blueprint does past
+/// its concurrency limit); every signature is needed. Three calls at once all certify: the gateway asks a shedding
+/// operator again until it has room, within the call's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_operator_is_asked_again_until_it_has_room() -> TestResult {
+    let router = Router::new().route(0, busy).layer(layers::concurrency_limit(1));
+    let setup = Setup::start_with(router, 10_000).await?;
+    let client = reqwest::Client::new();
+    let mut requests = Vec::new();
+    for i in 0..3 {
+        let body = format!(r#"{{"message":"busy {i}"}}"#).into_bytes();
+        let r = client.post(setup.job_url(0)).body(body.clone()).send().await?;
+        let header =
+            pay(&setup, &payment_required(r.headers())?, setup.net.devnet().customer().signer(), |_| {}).await?;
+        requests.push(client.post(setup.job_url(0)).header("PAYMENT-SIGNATURE", header).body(body).send());
+    }
+    for (i, answer) in futures_util::future::join_all(requests).await.into_iter().enumerate() {
+        let r = answer?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        assert_eq!(status, StatusCode::OK, "call {i}: {body}");
+        assert_eq!(body["output"]["message"], format!("busy {i}"));
+        let cert: Certificate = serde_json::from_value(body["certificate"].clone())?;
+        assert_eq!(cert.signer_bitmap, U256::from(0b111), "call {i}: all three signed");
+    }
     Ok(())
 }
 

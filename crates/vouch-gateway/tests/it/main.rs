@@ -1,6 +1,8 @@
 //! Gateway tests against a real anvil with in-process nodes.
 
 mod ai;
+mod async_calls;
+mod catalogue_events;
 mod common;
 mod deviation;
 mod e2e;
