@@ -21,7 +21,7 @@ use vouch_contracts::{
 };
 use vouch_gateway::{catalogue::Catalogue, events::BACKSTOP_TTL};
 
-use crate::common::{Setup, TestResult, pay, payment_required};
+use crate::common::{Setup, TestResult, paid_call};
 
 /// The gateway's event poll interval in these tests.
 const POLL: Duration = Duration::from_millis(250);
@@ -226,29 +226,16 @@ async fn forwarder(target: String) -> Result<Forwarder, Box<dyn std::error::Erro
     Ok(Forwarder { url, jobs, task })
 }
 
-/// One paid call of job 0; its status and answer.
-async fn paid_call(setup: &Setup, client: &reqwest::Client) -> Result<(StatusCode, Value), Box<dyn std::error::Error>> {
-    let body = br#"{"message":"which endpoint?"}"#.to_vec();
-    let r = client.post(setup.job_url(0)).body(body.clone()).send().await?;
-    assert_eq!(r.status(), StatusCode::PAYMENT_REQUIRED);
-    let required = payment_required(r.headers())?;
-    let header = pay(setup, &required, setup.net.devnet().customer().signer(), |_| {}).await?;
-    let r = client.post(setup.job_url(0)).header("PAYMENT-SIGNATURE", header).body(body).send().await?;
-    let status = r.status();
-    Ok((status, r.json().await.unwrap_or(Value::Null)))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_operator_endpoint_is_used_by_the_next_calls_without_waiting_for_the_ttl() -> TestResult {
     crate::common::logs();
     let setup = start(6_667).await?;
     let devnet = setup.net.devnet();
     let book = devnet.address_book().clone();
-    let client = reqwest::Client::new();
     let operator = &devnet.operators()[0];
 
     // A call: the gateway reads (and caches) every operator's endpoint.
-    let (status, answer) = paid_call(&setup, &client).await?;
+    let (status, answer, _) = paid_call(&setup, 0, br#"{"message":"which endpoint?"}"#).await?;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let view = unwatched(&setup);
     let old = view.endpoint_of(operator.address()).await?;
@@ -267,7 +254,7 @@ async fn a_new_operator_endpoint_is_used_by_the_next_calls_without_waiting_for_t
     // Stale without events: the cached endpoint is still the old one.
     assert_eq!(view.endpoint_of(operator.address()).await?, old);
     let (answer, took) = within("a call through the new endpoint", since, || async {
-        let (status, answer) = paid_call(&setup, &client).await?;
+        let (status, answer, _) = paid_call(&setup, 0, br#"{"message":"which endpoint?"}"#).await?;
         assert_eq!(status, StatusCode::OK, "{answer}");
         Ok((forwarder.jobs.load(Ordering::SeqCst) > 0).then_some(answer))
     })

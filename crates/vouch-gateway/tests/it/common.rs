@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256, U256};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vouch_contracts::{
     AuthorizationExt as _, TokenDomain, VouchProtocol, VouchUSD, alloy::signers::local::PrivateKeySigner,
@@ -95,6 +96,22 @@ impl Setup {
             VouchProtocol::new(self.net.devnet().address_book().contracts.protocol, self.net.devnet().read_provider());
         p.claimable(who).call().await.expect("claimable")
     }
+}
+
+/// Job `job` paid by the customer (the 402 first, then the payment): the answer's status, JSON body and the
+/// `PAYMENT-SIGNATURE` sent.
+pub(crate) async fn paid_call(
+    setup: &Setup,
+    job: u8,
+    body: &[u8],
+) -> Result<(StatusCode, Value, String), Box<dyn std::error::Error>> {
+    let client = reqwest::Client::new();
+    let r = client.post(setup.job_url(job)).body(body.to_vec()).send().await?;
+    let required = payment_required(r.headers())?;
+    let header = pay(setup, &required, setup.net.devnet().customer().signer(), |_| {}).await?;
+    let r = client.post(setup.job_url(job)).header("PAYMENT-SIGNATURE", &header).body(body.to_vec()).send().await?;
+    let status = r.status();
+    Ok((status, r.json().await.unwrap_or(Value::Null), header))
 }
 
 /// The `PAYMENT-REQUIRED` header of a 402, decoded.

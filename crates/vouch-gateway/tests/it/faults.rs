@@ -8,21 +8,7 @@ use serde_json::Value;
 use vouch_primitives::{CallId, Certificate};
 use vouch_sdk::{Json, Router, layers};
 
-use crate::common::{Setup, TestResult, pay, payment_required, wait_settled};
-
-async fn paid_call(
-    setup: &Setup,
-    job: u8,
-    body: &[u8],
-) -> Result<(StatusCode, Value, String), Box<dyn std::error::Error>> {
-    let client = reqwest::Client::new();
-    let r = client.post(setup.job_url(job)).body(body.to_vec()).send().await?;
-    let required = payment_required(r.headers())?;
-    let header = pay(setup, &required, setup.net.devnet().customer().signer(), |_| {}).await?;
-    let r = client.post(setup.job_url(job)).header("PAYMENT-SIGNATURE", &header).body(body.to_vec()).send().await?;
-    let status = r.status();
-    Ok((status, r.json().await.unwrap_or(Value::Null), header))
-}
+use crate::common::{Setup, TestResult, paid_call, pay, payment_required, wait_settled};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_operator_down_two_of_three_still_certify_and_settle() -> TestResult {
