@@ -7,7 +7,8 @@
 //!   (Q4_1, candle's scalar kernel) and F32;
 //! - prefill tokens/s (one forward pass over a long prompt) against decode;
 //! - the cost of one verification (teacher-forced re-prefill, `check_completion`) against one generation of the
-//!   same output (target ≤ 0.2);
+//!   same output (target ≤ 0.2), in wall time and in CPU time of all threads, for requests with the default system
+//!   message (both sides resume after its cached prefix) and with one of their own;
 //! - verified throughput per unit of total compute with 1 executor + 2 checkers against 1 unverified operator,
 //!   `1 / (1 + 2·ratio)` (target ≥ 0.7).
 //!
@@ -77,6 +78,73 @@ fn request(prompt: &str, max_tokens: usize) -> Vec<u8> {
         "max_tokens": max_tokens,
     }))
     .unwrap_or_default()
+}
+
+/// A request with its own system message: its prompt does not start with the default system turn, so neither
+/// the executor nor the checker can resume after the shared prefix.
+fn request_with_system(prompt: &str, max_tokens: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "model": "smollm2-135m-instruct",
+        "messages": [
+            {"role": "system", "content": "You are a friendly assistant who answers in plain words."},
+            {"role": "user", "content": prompt},
+        ],
+        "max_tokens": max_tokens,
+    }))
+    .unwrap_or_default()
+}
+
+/// CPU time used so far by every thread of this process (candle's quantized kernels run on the calling thread with
+/// `CANDLE_NUM_THREADS=1`, but its f32 products and element-wise operations use rayon's pool, one thread per
+/// core): the compute a call costs, which wall time on a shared machine does not show. `None` off Linux.
+fn cpu_time() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// Wall and CPU time of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    let value = f();
+    let cpu = match (cpu, cpu_time()) {
+        (Some(before), Some(after)) => after.saturating_sub(before).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    (value, wall.elapsed().as_secs_f64(), cpu)
+}
+
+/// Generation and verification costs over `requests`: (wall generate, wall check, cpu generate, cpu check).
+fn verification_costs(model: &TextGen, requests: &[(String, Vec<u8>)], verbose: bool) -> Result<[f64; 4], Error> {
+    let mut totals = [0.0; 4];
+    for (label, body) in requests {
+        let (output, generate, generate_cpu) = timed(|| model.complete(body));
+        let output = output?;
+        let (verdict, check, check_cpu) = timed(|| check_completion(model, body, &output));
+        for (total, value) in totals.iter_mut().zip([generate, check, generate_cpu, check_cpu]) {
+            *total += value;
+        }
+        if !verbose {
+            verdict?;
+            continue;
+        }
+        let verdict = match verdict {
+            Ok(report) => format!(
+                "prompt {:3} + {:3} tokens, accepted, worst margin {:.3} rank {}",
+                report.prompt_tokens, report.completion_tokens, report.worst_margin, report.worst_rank
+            ),
+            Err(error) => format!("REJECTED: {error}"),
+        };
+        println!(
+            "{label:53} generate {generate:6.3} s, check {check:6.3} s, ratio {:.3} (cpu {:.3}); {verdict}",
+            check / generate,
+            check_cpu / generate_cpu
+        );
+    }
+    Ok(totals)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -157,38 +225,42 @@ fn main() -> Result<(), Error> {
     }
 
     println!("\n== verification (one teacher-forced forward pass) vs generation, pinned profile ==");
-    let mut total_generate = 0.0;
-    let mut total_check = 0.0;
-    for max_tokens in [64usize, 128] {
-        for prompt in PROMPTS {
-            let body = request(prompt, max_tokens);
-            let started = Instant::now();
-            let output = pinned.complete(&body)?;
-            let generate = started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            let verdict = check_completion(&pinned, &body, &output);
-            let check = started.elapsed().as_secs_f64();
-            total_generate += generate;
-            total_check += check;
-            let verdict = match verdict {
-                Ok(report) => format!(
-                    "prompt {:3} + {:3} tokens, accepted, worst margin {:.3} rank {}",
-                    report.prompt_tokens, report.completion_tokens, report.worst_margin, report.worst_rank
-                ),
-                Err(error) => format!("REJECTED: {error}"),
-            };
-            println!(
-                "max_tokens {max_tokens:3} {prompt:42} generate {generate:6.3} s, check {check:6.3} s, ratio {:.3}; {verdict}",
-                check / generate
-            );
-        }
-    }
-    let ratio = total_check / total_generate;
-    let throughput = 1.0 / (1.0 + 2.0 * ratio);
-    println!("\none verification costs {ratio:.3}× one generation (baseline = 1 generation; target ≤ 0.2)");
+    let requests: Vec<(String, Vec<u8>)> = [64usize, 128]
+        .iter()
+        .flat_map(|&max_tokens| {
+            PROMPTS
+                .iter()
+                .map(move |prompt| (format!("max_tokens {max_tokens:3} {prompt}"), request(prompt, max_tokens)))
+        })
+        .collect();
+    let [generate, check, generate_cpu, check_cpu] = verification_costs(&pinned, &requests, true)?;
+    let ratio = check / generate;
+    let cpu_ratio = check_cpu / generate_cpu;
+    let throughput = |ratio: f64| 1.0 / (1.0 + 2.0 * ratio);
     println!(
-        "verified throughput per unit of compute, 1 executor + 2 checkers: {throughput:.3}× one unverified operator \
-         (target ≥ 0.7; 3 full re-executions would be 0.333×)"
+        "\none verification costs {ratio:.3}× one generation in wall time, {cpu_ratio:.3}× in CPU time (all threads) \
+         (baseline = 1 generation; target ≤ 0.2)"
+    );
+    println!(
+        "verified throughput per unit of compute, 1 executor + 2 checkers: {:.3}× one unverified operator \
+         ({:.3}× from CPU time; target ≥ 0.7; 3 full re-executions would be 0.333×)",
+        throughput(ratio),
+        throughput(cpu_ratio)
+    );
+    // The same calls with a system message of their own: no shared prefix to resume after.
+    let own_system: Vec<(String, Vec<u8>)> = requests
+        .iter()
+        .zip([64usize, 128].iter().flat_map(|&max_tokens| PROMPTS.iter().map(move |prompt| (prompt, max_tokens))))
+        .map(|((label, _), (prompt, max_tokens))| (label.clone(), request_with_system(prompt, max_tokens)))
+        .collect();
+    let [generate, check, generate_cpu, check_cpu] = verification_costs(&pinned, &own_system, false)?;
+    println!(
+        "with a system message of their own (no shared prefix, 12 calls): verification {:.3}× generation in wall \
+         time, {:.3}× in CPU time; verified throughput {:.3}× ({:.3}× from CPU time)",
+        check / generate,
+        check_cpu / generate_cpu,
+        throughput(check / generate),
+        throughput(check_cpu / generate_cpu)
     );
 
     if calibrate {

@@ -25,6 +25,7 @@ mod check;
 mod files;
 mod llama;
 mod model;
+mod ops;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,9 +56,14 @@ use vouch_sdk::{
 pub const CHAT: u8 = 0;
 
 /// The execution profile every output names and every checker requires: model and tokenizer (by
-/// sha256 prefix), weight format, decoding, output format version.
+/// sha256 prefix), weight format, decoding, version of the arithmetic and output format.
+///
+/// `v2`: prefills and the checker's pass resume after the cached keys and values of the default system turn
+/// (`TextGen`'s shared prefix), which changes the last bits of the attention products and so, through the
+/// activation quantization, can change an output at a near tie; the matrix kernels are those of `v1` (Q8_0 on
+/// candle's repacked kernel, padded to 768; decode unchanged).
 pub const PROFILE: &str =
-    "smollm2-135m-instruct;gguf=b179c9523d0e6a0f;tokenizer=bf346d64f6f0fbce;weights=q8_0;greedy;v1";
+    "smollm2-135m-instruct;gguf=b179c9523d0e6a0f;tokenizer=bf346d64f6f0fbce;weights=q8_0;greedy;v2";
 
 /// Longest a call may run before the node gives up on it.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);

@@ -12,9 +12,10 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{CpuStorage, D, DType, Device, Module, Storage, Tensor};
 
 use crate::LoadError;
+use crate::ops::{causal_softmax, swiglu};
 
 /// How the matrix weights are held and multiplied. Only [`WeightFormat::Q8_0`] is the pinned
 /// profile; the others exist to measure honest cross-kernel noise.
@@ -119,7 +120,9 @@ pub(crate) struct Llama {
     sin: Tensor,
 }
 
-/// The keys and values of the positions fed so far, one entry per layer.
+/// The keys and values of the positions fed so far, one entry per layer. Cloning shares the tensors (a
+/// forward pass replaces them, never writes into them), so a cache of a common prefix can seed many passes.
+#[derive(Clone)]
 pub(crate) struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
@@ -314,20 +317,15 @@ impl Llama {
         let device = Device::Cpu;
         let ids = Tensor::new(tokens, &device)?;
         let mut x = self.embeddings.index_select(&ids, 0)?.unsqueeze(0)?;
-        let mask = if seq > 1 { Some(causal_mask(seq, start, &device)?) } else { None };
         let cos = self.cos.narrow(0, start, seq)?;
         let sin = self.sin.narrow(0, start, seq)?;
         let eps = self.config.eps as f32;
-        let ffn = self.config.ffn_dim;
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let h = self.pad(&candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?)?;
-            let attention = self.attention(layer, &h, slot, &cos, &sin, mask.as_ref())?;
+            let attention = self.attention(layer, &h, slot, &cos, &sin, start)?;
             x = (x + attention)?;
             let h = self.pad(&candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?)?;
-            let gate_up = layer.gate_up.forward(&h)?;
-            let gate = gate_up.narrow(D::Minus1, 0, ffn)?;
-            let up = gate_up.narrow(D::Minus1, ffn, ffn)?;
-            let mlp = layer.down.forward(&(candle_nn::ops::silu(&gate)? * up)?)?;
+            let mlp = layer.down.forward(&swiglu(&layer.gate_up.forward(&h)?)?)?;
             x = (x + mlp)?;
         }
         cache.len += seq;
@@ -343,7 +341,7 @@ impl Llama {
         slot: &mut Option<(Tensor, Tensor)>,
         cos: &Tensor,
         sin: &Tensor,
-        mask: Option<&Tensor>,
+        start: usize,
     ) -> candle_core::Result<Tensor> {
         let LlamaConfig { n_heads, n_kv_heads, head_dim, dim, .. } = self.config;
         let (_, seq, _) = h.dims3()?;
@@ -368,28 +366,13 @@ impl Llama {
         let k = k.reshape((n_kv_heads, kv_len, head_dim))?;
         let v = v.reshape((n_kv_heads, kv_len, head_dim))?;
         let scores = q.matmul(&k.t()?)?;
-        let scores = match mask {
-            None => scores,
-            Some(mask) => scores.reshape((n_kv_heads, group, seq, kv_len))?.broadcast_add(mask)?.reshape((
-                n_kv_heads,
-                group * seq,
-                kv_len,
-            ))?,
-        };
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        // One new position sees every key; a chunk of them is causal.
+        let weights =
+            if seq == 1 { candle_nn::ops::softmax_last_dim(&scores)? } else { causal_softmax(&scores, seq, start)? };
         let y = weights.matmul(&v)?;
         let y = y.reshape((1, n_heads, seq, head_dim))?.transpose(1, 2)?.contiguous()?.reshape((1, seq, dim))?;
         layer.wo.forward(&self.pad(&y)?)
     }
-}
-
-/// The additive causal mask of `seq` new positions after `start` cached ones: `(seq, start + seq)`,
-/// 0 where a query may attend, -inf after its own position.
-fn causal_mask(seq: usize, start: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let kv_len = start + seq;
-    let mask: Vec<f32> =
-        (0..seq).flat_map(|i| (0..kv_len).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 })).collect();
-    Tensor::from_vec(mask, (seq, kv_len), device)
 }
 
 /// Stacks shipped matrices (same inner size) along their rows, in the requested format, with the
@@ -477,4 +460,19 @@ pub(crate) fn argmax(row: &[f32]) -> Option<usize> {
 /// Rows of a `(n, vocab)` logits tensor.
 pub(crate) fn rows(logits: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
     logits.to_dtype(DType::F32)?.to_vec2::<f32>()
+}
+
+/// `f` applied to each row of a `(n, vocab)` f32 logits tensor, in order, reading the rows in place (the checker's
+/// logits are `completion × vocabulary`, tens of megabytes: no copy).
+pub(crate) fn map_rows<T>(logits: &Tensor, mut f: impl FnMut(&[f32]) -> T) -> candle_core::Result<Vec<T>> {
+    let (n, vocab) = logits.dims2()?;
+    let (storage, layout) = logits.storage_and_layout();
+    let data = match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) if end - start == n * vocab => &data[start..end],
+        _ => {
+            drop(storage);
+            return Ok(rows(logits)?.iter().map(|row| f(row)).collect());
+        }
+    };
+    Ok(data.chunks_exact(vocab.max(1)).map(f).collect())
 }

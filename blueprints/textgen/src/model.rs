@@ -13,7 +13,7 @@ use crate::chat::{
     Role, Usage, VouchExtension, completion_id, parse_request,
 };
 use crate::files::{GGUF_SHA256, ModelFiles, TOKENIZER_SHA256, read_pinned};
-use crate::llama::{Llama, LlamaConfig, LoadOptions, argmax, rows};
+use crate::llama::{KvCache, Llama, LlamaConfig, LoadOptions, argmax, map_rows, rows};
 use crate::{LoadError, PROFILE};
 
 /// The end-of-turn token, `<|im_end|>` (also the GGUF's `eos_token_id`).
@@ -83,6 +83,19 @@ pub struct TextGen {
     tokenizer: Tokenizer,
     template: minijinja::Environment<'static>,
     options: LoadOptions,
+    pub(crate) prefix: Option<SharedPrefix>,
+}
+
+/// The tokens every prompt with the default system message starts with (the template's system turn and the
+/// opening of the user turn), and their keys and values, computed once at load. A forward pass over tokens that
+/// start with them (same ids) resumes after them, for the executor's prefill and the checker's pass alike: by
+/// causality the keys and values of those positions do not depend on what follows. It is the same computation up
+/// to rounding: the attention products of a shorter pass have other shapes, so their last bits can differ, which
+/// the activation quantization of the next layers can amplify — the noise class of a KV-cached decode against one
+/// pass, which the tolerance was calibrated on (with the prefix in use).
+pub(crate) struct SharedPrefix {
+    pub(crate) tokens: Vec<u32>,
+    cache: KvCache,
 }
 
 impl std::fmt::Debug for TextGen {
@@ -116,8 +129,42 @@ impl TextGen {
                 return Err(LoadError::Tokenizer(format!("`{text}` is not token {id}")));
             }
         }
-        tracing::info!(weights = options.weights.name(), layers = config.n_layers, "textgen model loaded");
-        Ok(Self { model, tokenizer, template, options: options.clone() })
+        let mut textgen = Self { model, tokenizer, template, options: options.clone(), prefix: None };
+        textgen.prefix = textgen.shared_prefix().map_err(|e| LoadError::Gguf(format!("shared prefix: {e}")))?;
+        tracing::info!(
+            weights = options.weights.name(),
+            layers = textgen.config().n_layers,
+            shared_prefix = textgen.prefix.as_ref().map_or(0, |p| p.tokens.len()),
+            "textgen model loaded"
+        );
+        Ok(textgen)
+    }
+
+    /// The longest token prefix two conversations with the default system message and different user messages
+    /// share, with its keys and values (`None` if it is shorter than two tokens).
+    fn shared_prefix(&self) -> Result<Option<SharedPrefix>, ModelError> {
+        let prompt =
+            |content: &str| self.encode(&self.render_prompt(&[Message { role: Role::User, content: content.into() }])?);
+        let (a, b) = (prompt("a")?, prompt("b")?);
+        let len = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        if len < 2 {
+            return Ok(None);
+        }
+        let tokens = a[..len].to_vec();
+        let mut cache = self.model.new_cache();
+        self.model.forward(&tokens, &mut cache, len - 1)?;
+        Ok(Some(SharedPrefix { tokens, cache }))
+    }
+
+    /// A cache to feed `tokens` from, and how many of them it already holds: the shared prefix when `tokens`
+    /// starts with it and no logits are needed before its end (`logits_from` ≥ its length), else nothing.
+    pub(crate) fn resume(&self, tokens: &[u32], logits_from: usize) -> (KvCache, usize) {
+        match &self.prefix {
+            Some(prefix) if prefix.tokens.len() <= logits_from && tokens.starts_with(&prefix.tokens) => {
+                (prefix.cache.clone(), prefix.tokens.len())
+            }
+            _ => (self.model.new_cache(), 0),
+        }
     }
 
     /// The model's shape.
@@ -198,8 +245,9 @@ impl TextGen {
             return Err(ModelError("generation needs a prompt and max_tokens ≥ 1".into()).into());
         }
         let started = Instant::now();
-        let mut cache = self.model.new_cache();
-        let mut logits = self.model.forward(prompt, &mut cache, prompt.len() - 1).map_err(ModelError::from)?;
+        let (mut cache, fed) = self.resume(prompt, prompt.len() - 1);
+        let mut logits =
+            self.model.forward(&prompt[fed..], &mut cache, prompt.len() - 1 - fed).map_err(ModelError::from)?;
         let prefill = started.elapsed();
         let mut tokens = Vec::with_capacity(max_tokens);
         loop {
@@ -224,15 +272,16 @@ impl TextGen {
         }
     }
 
-    /// The logits of positions `from..tokens.len()` after one forward pass over `tokens`.
+    /// The logits of positions `from..tokens.len()` after one forward pass over `tokens` (all of them: the shared
+    /// prefix is not used, so this measures a full prefill).
     pub fn logits(&self, tokens: &[u32], from: usize) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut cache = self.model.new_cache();
         Ok(rows(&self.model.forward(tokens, &mut cache, from)?)?)
     }
 
     /// Teacher-forced scoring: ONE forward pass over `prompt` + `completion` (its last token needs no
-    /// prediction of its own, so it is not fed) and, for every completion token, how it fares
-    /// against the logits recomputed at its position.
+    /// prediction of its own, so it is not fed; a prompt that starts with the shared prefix resumes after it)
+    /// and, for every completion token, how it fares against the logits recomputed at its position.
     pub fn score(&self, prompt: &[u32], completion: &[u32]) -> Result<Vec<TokenScore>, ModelError> {
         let vocab = self.config().vocab;
         if prompt.is_empty() || completion.is_empty() {
@@ -244,17 +293,15 @@ impl TextGen {
         let mut fed = Vec::with_capacity(prompt.len() + completion.len() - 1);
         fed.extend_from_slice(prompt);
         fed.extend_from_slice(&completion[..completion.len() - 1]);
-        let logits = self.logits(&fed, prompt.len() - 1)?;
-        logits
-            .iter()
-            .zip(completion)
-            .map(|(row, &token)| {
-                let best = argmax(row).ok_or_else(|| ModelError("logits hold a NaN".into()))?;
-                let claimed = row[token as usize];
-                let rank = row.iter().filter(|&&v| v > claimed).count();
-                Ok(TokenScore { token, argmax: best as u32, margin: row[best] - claimed, rank })
-            })
-            .collect()
+        let (mut cache, skipped) = self.resume(&fed, prompt.len() - 1);
+        let logits = self.model.forward(&fed[skipped..], &mut cache, prompt.len() - 1 - skipped)?;
+        let mut tokens = completion.iter();
+        map_rows(&logits, |row| {
+            let token = *tokens.next().ok_or_else(|| ModelError("more logit rows than tokens".into()))?;
+            score_row(row, token).ok_or_else(|| ModelError("logits hold a NaN".into()))
+        })?
+        .into_iter()
+        .collect()
     }
 
     /// Runs job 0 on a request body: validates it, generates greedily, and returns the output bytes.
@@ -304,6 +351,24 @@ impl TextGen {
         };
         serde_json::to_vec(&completion).map_err(|e| ModelError(format!("serializing the output: {e}")))
     }
+}
+
+/// How `token` fares in one row of logits, in one pass over the row; `None` if the row holds a NaN (or is shorter
+/// than `token`).
+fn score_row(row: &[f32], token: u32) -> Option<TokenScore> {
+    let claimed = *row.get(token as usize)?;
+    let (mut best, mut top, mut rank) = (0, f32::NEG_INFINITY, 0);
+    for (index, &value) in row.iter().enumerate() {
+        if value.is_nan() {
+            return None;
+        }
+        // The first largest value, as `argmax`.
+        if value > top || index == 0 {
+            (best, top) = (index, value);
+        }
+        rank += usize::from(value > claimed);
+    }
+    Some(TokenScore { token, argmax: best as u32, margin: top - claimed, rank })
 }
 
 /// The chat template from the GGUF metadata (`tokenizer.chat_template`), compiled with HF's Jinja

@@ -242,6 +242,37 @@ fn forward_pass_agrees_with_candle_transformers() {
 }
 
 #[test]
+fn prompts_with_the_default_system_message_resume_after_the_shared_prefix() {
+    let _heavy = heavy();
+    let model = pinned();
+    let prefix = model.prefix.as_ref().expect("the template has a shared prefix").tokens.clone();
+    let text = model.decode(&prefix).unwrap();
+    assert_eq!(text, format!("<|im_start|>system\n{DEFAULT_SYSTEM_MESSAGE}<|im_end|>\n<|im_start|>user\n"));
+
+    let prompt = model.prompt_tokens(&parse_request(&request("Why is the sky blue?", 8)).unwrap()).unwrap();
+    assert_eq!(model.resume(&prompt, prompt.len() - 1).1, prefix.len());
+    // Never when logits are needed inside the prefix, nor for another system message.
+    assert_eq!(model.resume(&prompt, prefix.len() - 1).1, 0);
+    let own = serde_json::json!({
+        "model": "smollm2-135m-instruct",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why is the sky blue?"}],
+    });
+    let own = model.prompt_tokens(&parse_request(&serde_json::to_vec(&own).unwrap()).unwrap()).unwrap();
+    assert_eq!(model.resume(&own, own.len() - 1).1, 0);
+
+    // Resuming is the one-pass computation up to rounding (the attention products have other shapes): the greedy
+    // choice of a pass from the first token passes the check of a resumed pass, with a small margin.
+    let full = model.logits(&prompt, prompt.len() - 1).unwrap().remove(0);
+    let choice = llama::argmax(&full).unwrap() as u32;
+    let score = model.score(&prompt, &[choice]).unwrap()[0];
+    println!(
+        "shared prefix of {} tokens; one-pass greedy choice {choice} in the resumed pass: {score:?}",
+        prefix.len()
+    );
+    assert!(score.margin <= 1.0 && score.rank < 3, "{score:?}");
+}
+
+#[test]
 fn honest_executors_on_other_kernels_pass() {
     let _heavy = heavy();
     let checker = pinned();
@@ -324,7 +355,9 @@ fn truncated_tampered_and_foreign_outputs_are_rejected() {
     let r = rejection(check_completion(&model, &body, &forge(&body, &tampered, FinishReason::Length)));
     println!("tampered token: {r}");
     assert_eq!(r.position, Some(12));
-    assert!(matches!(r.reason, RejectReason::TokenRejected { rank: 50, .. }), "{r}");
+    // About 50: this pass and the checker's have other shapes (and the checker resumes after the shared prefix),
+    // so their logits differ by rounding noise, which can swap neighbours in the ranking.
+    assert!(matches!(r.reason, RejectReason::TokenRejected { rank: 45..=55, .. }), "{r}");
 
     // A cached answer to another prompt, re-rendered for this one.
     let other = request("Why is the sky blue?", 24);
