@@ -138,7 +138,48 @@ pub fn router(state: Arc<GatewayState>, max_body_bytes: usize) -> Router {
             GatewayError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see docs/gateway.md)")
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| limit_body(max_body_bytes, request, next)))
         .with_state(state)
+}
+
+/// Most bytes of an oversized body read and dropped before its `413` is sent.
+const DRAIN_MAX_BYTES: usize = 16 << 20;
+/// Longest time spent dropping an oversized body before its `413` is sent.
+const DRAIN_FOR: Duration = Duration::from_secs(5);
+
+/// Reads the request body, up to `limit` bytes, before the handler runs. A longer one gets `413 body_too_large`, but
+/// only after the rest of it was read and dropped (at most [`DRAIN_MAX_BYTES`] within [`DRAIN_FOR`]): answering while
+/// the client still writes would close the connection with unread data, and the reset loses the answer for a client
+/// that sends its whole body before reading (most do) — the graceful close of RFC 9112 §9.6.
+async fn limit_body(limit: usize, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::StreamExt as _;
+    let (parts, body) = request.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut read = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                return GatewayError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string()).into_response();
+            }
+        };
+        if read.len() + chunk.len() > limit {
+            let mut dropped = read.len() + chunk.len();
+            let _ = tokio::time::timeout(DRAIN_FOR, async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    dropped += chunk.len();
+                    if dropped > DRAIN_MAX_BYTES {
+                        break;
+                    }
+                }
+            })
+            .await;
+            let message = format!("the request body is too large: more than {limit} bytes");
+            return GatewayError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message).into_response();
+        }
+        read.extend_from_slice(&chunk);
+    }
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(read.freeze()))).await
 }
 
 async fn services(State(state): State<Arc<GatewayState>>) -> Result<Json<Value>, GatewayError> {
